@@ -1,0 +1,3 @@
+from diffeditor.cli import main
+
+raise SystemExit(main())

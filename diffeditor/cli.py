@@ -1,0 +1,39 @@
+"""The one console script `diffeditor`. It dispatches lazily, so `serve` with REDIS_URL set (the
+API-only image) never imports torch: `edit`, `demo-model`, `models` go to the engine, `worker` to
+the worker, `serve` to the service."""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: diffeditor COMMAND [...]
+
+commands:
+  edit TASK ...        run one edit (move, drag, landmark, appearance, paste)
+  demo-model DIR       write the tiny random-weight demo model (tests and offline demo only)
+  models download DIR  fetch the real SD1.5 + image-encoder + image-prompt weights
+  serve                run the HTTP API (embedded queue and worker when REDIS_URL is unset)
+  worker               run a GPU worker process on REDIS_URL
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0
+    command, rest = args[0], args[1:]
+    if command in ("edit", "demo-model", "models"):
+        from engine.cli import main as engine_main
+
+        return engine_main([command, *rest])
+    if command == "worker":
+        from worker.main import main as worker_main
+
+        return worker_main(rest)
+    if command == "serve":
+        from service.serve import main as serve_main
+
+        return serve_main(rest)
+    print(f"diffeditor: unknown command {command!r}\n\n{USAGE}", file=sys.stderr, end="")
+    return 2
