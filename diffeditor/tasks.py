@@ -39,11 +39,16 @@ class CommonParams(BaseModel):
         768, ge=64, le=1024, description="Working size: area about max_resolution², sides multiples of 64."
     )
     guidance_strength: float = Field(
-        1.0, ge=0, le=20, description="Energy guidance scale s_E (the UI's ×1e3 value); 0 disables guidance and time travel."
+        1.0,
+        ge=0,
+        le=20,
+        description="Energy guidance scale s_E (the UI's ×1e3 value); 0 disables guidance and time travel.",
     )
     sde_strength: float = Field(0.4, ge=0, le=1, description="Regional SDE η inside the edit region (steps 11–19).")
     cfg_scale: float = Field(4.0, ge=0, le=30, description="Classifier-free guidance scale w.")
-    ip_scale: float = Field(0.1, ge=0, le=2, description="Image-prompt scale λ_ip (sampling steps 10–19); 0 turns it off.")
+    ip_scale: float = Field(
+        0.1, ge=0, le=2, description="Image-prompt scale λ_ip (sampling steps 10–19); 0 turns it off."
+    )
 
     @field_validator("prompt")
     @classmethod

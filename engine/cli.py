@@ -1,0 +1,167 @@
+"""`diffeditor edit|demo-model|models`: the engine's command line.
+
+Options are generated from the task parameter models in `diffeditor.tasks` (one source for names,
+defaults and ranges). Bad input exits non-zero with one line naming the field and the rule, and
+nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+
+from diffeditor.tasks import FILES_BY_TASK, PARAMS_BY_TASK, parse_params
+
+DEMO_NOTE = "note: the demo model has tiny random weights; its output proves the machinery, not quality"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, no usage dump
+        self.exit(2, f"diffeditor {self.prog.split()[-1]}: error: {message}\n")
+
+
+def _fail(field: str, message: str) -> NoReturn:
+    print(f"diffeditor: invalid {field}: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _pair(text: str) -> list[float]:
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected DX,DY, got {text!r}")
+    try:
+        return [float(v) for v in parts]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected numbers in {text!r}") from exc
+
+
+def _points(text: str) -> list[float]:
+    try:
+        a, b = text.split(":")
+        return _pair(a) + _pair(b)
+    except (ValueError, argparse.ArgumentTypeError) as exc:
+        raise argparse.ArgumentTypeError(f"expected X1,Y1:X2,Y2, got {text!r}") from exc
+
+
+_SPECIAL = {"task", "offset", "points"}
+
+
+def _edit_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="diffeditor edit", description="Run one DiffEditor edit.")
+    sub = parser.add_subparsers(dest="task", required=True, parser_class=_Parser)
+    for task, model in PARAMS_BY_TASK.items():
+        p = sub.add_parser(task, help=(model.__doc__ or "").splitlines()[0])
+        required, optional = FILES_BY_TASK[task]
+        for name in (*required, *optional):
+            p.add_argument(f"--{name.replace('_', '-')}", dest=name, required=name in required, metavar="IMG")
+        if "offset" in model.model_fields:
+            p.add_argument("--offset", type=_pair, required=task == "move", metavar="DX,DY")
+        if "points" in model.model_fields:
+            p.add_argument("--points", type=_points, action="append", required=True, metavar="X1,Y1:X2,Y2")
+        for name, info in model.model_fields.items():
+            if name in _SPECIAL:
+                continue
+            kind = {int: int, float: float, str: str}.get(info.annotation, None)
+            if name == "seed":
+                kind = int
+            p.add_argument(
+                f"--{name.replace('_', '-')}",
+                dest=name,
+                type=kind or str,
+                default=None,
+                help=f"{info.description or ''} (default {info.default})",
+            )
+        p.add_argument("--model", default="demo", help="model folder, hub id, checkpoint file, or 'demo'")
+        p.add_argument("--output", required=True, type=Path, help="output PNG")
+        p.add_argument("--stats", type=Path, help="write per-stage statistics JSON here")
+        p.add_argument("--device", help="cuda or cpu (default: cuda when available)")
+        p.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], help="default fp16 on CUDA, fp32 on CPU")
+    return parser
+
+
+def _load_image(name: str, path: str) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy()
+    except FileNotFoundError:
+        _fail(name, f"file {path} does not exist")
+    except (UnidentifiedImageError, OSError) as exc:
+        _fail(name, f"{path} is not a readable PNG/JPEG/WebP image ({exc.__class__.__name__})")
+
+
+def run_edit(argv: list[str]) -> int:
+    args = _edit_parser().parse_args(argv)
+    model = PARAMS_BY_TASK[args.task]
+    values = {k: v for k, v in vars(args).items() if k in model.model_fields and v is not None}
+    try:
+        params = parse_params(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(x) for x in err["loc"][1:] if not isinstance(x, int)) or "params"
+        _fail(field, err["msg"])
+    required, optional = FILES_BY_TASK[args.task]
+    files = {n: _load_image(n, getattr(args, n)) for n in (*required, *optional) if getattr(args, n) is not None}
+    if args.output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+        _fail("output", "must end in .png, .jpg or .webp")
+
+    import engine
+
+    try:
+        request = engine.request_from_files(params, files)
+        request.validate()  # before the (slow) model load
+        models = engine.load_models(args.model, device=args.device, dtype=args.dtype)
+        if models.is_demo:
+            print(DEMO_NOTE, file=sys.stderr)
+        result = engine.Editor(models).edit(request)
+    except engine.InvalidInput as exc:
+        _fail(exc.field, exc.message)
+    except engine.EngineError as exc:
+        print(f"diffeditor: {exc.code}: {exc}", file=sys.stderr)
+        return 1
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    result.image.save(args.output)
+    if args.stats:
+        args.stats.write_text(json.dumps({**result.stats.to_dict(), "seed": result.seed}, indent=2))
+    print(f"wrote {args.output} (seed {result.seed})")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    command, rest = argv[0], argv[1:]
+    if command == "edit":
+        return run_edit(rest)
+    import engine
+
+    if command == "demo-model":
+        parser = _Parser(prog="diffeditor demo-model", description="Write the tiny random-weight demo model.")
+        parser.add_argument("dir", type=Path)
+        args = parser.parse_args(rest)
+        from engine.demo_model import write_demo_model
+
+        write_demo_model(args.dir)
+        print(f"wrote the demo model to {args.dir} ({DEMO_NOTE.removeprefix('note: ')})")
+        return 0
+    if command == "models":
+        parser = _Parser(prog="diffeditor models", description="Manage model weights.")
+        parser.add_argument("action", choices=["download"])
+        parser.add_argument("dir", type=Path)
+        args = parser.parse_args(rest)
+        from engine.download import download_models
+
+        try:
+            download_models(args.dir)
+        except engine.ModelLoadError as exc:
+            print(f"diffeditor: {exc}", file=sys.stderr)
+            return 1
+        print(f"downloaded the model set to {args.dir}")
+        return 0
+    print(f"diffeditor: unknown command {command!r}", file=sys.stderr)
+    return 2

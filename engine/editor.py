@@ -1,0 +1,280 @@
+"""The editor: one edit from request to image, in the order of §11.1 and §11.2.
+
+    preprocess → image prompt → inversion (cached) → sampling (guidance, SDE, time travel) → decode
+
+Each stage is timed, each network evaluation counted (EditStats), progress is reported per step
+and cancellation checked between steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from engine.attention import AttentionControl, install_processors
+from engine.errors import Canceled
+from engine.features import decoder_features
+from engine.inversion import Inversion, InversionCache, invert
+from engine.models import Models
+from engine.preprocess import resize_image, to_image, to_tensor, vae_decode, vae_encode, working_size
+from engine.requests import EditRequest, EditResult, EditStats
+from engine.sampler import AlphaTable, sample
+from engine.schedule import build_schedule, ddim_timesteps
+from engine.tasks import TaskContext, TaskPlan, prepare
+
+Progress = Callable[[str, int, int], None]
+ShouldCancel = Callable[[], bool]
+
+
+def _image_key(images: list[Image.Image]) -> str:
+    h = hashlib.sha256()
+    for im in images:
+        h.update(repr(im.size).encode())
+        h.update(np.asarray(im.convert("RGB")).tobytes())
+    return h.hexdigest()
+
+
+class Editor:
+    """Runs edits on loaded models. One edit at a time per editor (a lock guards it): the worker
+    holds one editor per GPU. `cache_bytes` bounds the inversion cache."""
+
+    def __init__(self, models: Models, cache_bytes: int = 2 << 30, image_prompt_cache: int = 16) -> None:
+        self.models = models
+        self.control = AttentionControl()
+        self.banked_layers = install_processors(models.unet, self.control, models.ip_layers)
+        self.cache = InversionCache(cache_bytes)
+        self.alphas = AlphaTable(models.scheduler.alphas_cumprod.to(torch.float64))
+        self.train_steps = int(models.scheduler.config.num_train_timesteps)
+        self._ip_cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._ip_cache_size = image_prompt_cache
+        self._lock = threading.Lock()
+
+    @property
+    def device(self) -> torch.device:
+        return self.models.device
+
+    # -- building blocks -------------------------------------------------------------------
+
+    @torch.no_grad()
+    def encode_text(self, prompts: list[str]) -> torch.Tensor:
+        tok = self.models.tokenizer(prompts, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
+        return self.models.text_encoder(tok.input_ids.to(self.device))[0].to(self.models.dtype)
+
+    def image_prompt(self, images: list[Image.Image]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image tokens for the prompt images, concatenated along tokens (§2.3): (1, 64·k, 768)."""
+        from engine.image_prompt import encode_image_prompt
+
+        key = _image_key(images)
+        if key not in self._ip_cache:
+            cond, uncond = encode_image_prompt(self.models, images)
+            self._ip_cache[key] = (cond.reshape(1, -1, cond.shape[-1]), uncond.reshape(1, -1, uncond.shape[-1]))
+            while len(self._ip_cache) > self._ip_cache_size:
+                self._ip_cache.popitem(last=False)
+        self._ip_cache.move_to_end(key)
+        return self._ip_cache[key]
+
+    def _unet(self, z: torch.Tensor, t: int, context: torch.Tensor) -> torch.Tensor:
+        return self.models.unet(z.to(self.models.dtype), t, encoder_hidden_states=context).sample.float()
+
+    # -- the edit --------------------------------------------------------------------------
+
+    def edit(
+        self,
+        request: EditRequest,
+        progress: Progress | None = None,
+        should_cancel: ShouldCancel | None = None,
+    ) -> EditResult:
+        with self._lock:
+            return self._edit(request, progress or (lambda s, i, n: None), should_cancel or (lambda: False))
+
+    def _edit(self, request: EditRequest, progress: Progress, should_cancel: ShouldCancel) -> EditResult:
+        request.validate()
+        if getattr(self.models.unet, "_editor_control", None) is not self.control:
+            # Another editor on the same models installed its processors since; take them back.
+            install_processors(self.models.unet, self.control, self.models.ip_layers)
+        p = request.params
+        seed = p.seed if p.seed is not None else secrets.randbelow(2**32)
+        params = p.model_copy(update={"seed": seed})
+        stats = EditStats()
+        ev = stats.evaluations
+        t_start = clock = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            stats.seconds[stage] = now - clock
+            clock = now
+
+        def step(stage: str, i: int, total: int) -> None:
+            if should_cancel():
+                raise Canceled("canceled between steps")
+            progress(stage, i, total)
+
+        # 1. Preprocess (§1, §8): working size, masks, task plan.
+        progress("preprocess", 0, 1)
+        size = working_size(request.image.size, p.max_resolution)
+        ctx = TaskContext(size=size, input_size=request.image.size, device=self.device)
+        plan = prepare(request, ctx)
+        stats.working_size = size
+        schedule = build_schedule(plan.task, p.steps, guidance=p.guidance_strength != 0, train_steps=self.train_steps)
+        c_t, c_null = self.encode_text([plan.prompt, ""]).chunk(2)
+        lap("preprocess")
+
+        # 2. Image prompt (§2): the source (or base + reference), or the caller's own image.
+        cond, uncond = c_t, c_null
+        if p.ip_scale != 0 and self.models.image_proj is not None:
+            step("image_prompt", 0, 1)
+            sources = [request.image_prompt] if request.image_prompt is not None else plan.prompt_images
+            e_img, e_null = self.image_prompt([im.convert("RGB") for im in sources])
+            cond, uncond = torch.cat([c_t, e_img], 1), torch.cat([c_null, e_null], 1)
+        lap("image_prompt")
+
+        # 3. Inversion (§3), reused across edits of the same image(s).
+        key = (self.models.model_id, p.steps, tuple(plan.inversion_prompts), size, _image_key(plan.images))
+        inv = self.cache.get(key)
+        stats.inversion_cached = inv is not None
+        if inv is None:
+            inv = self._invert(plan, p.steps, step)
+            ev["inversion"] += p.steps
+        lap("inversion")
+
+        # 4. Sampling (§11.2).
+        n = p.steps
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        self.control.bank = inv.bank
+        if plan.composite_masks is not None:
+            self._composite_index(plan, size, inv)
+        z = plan.init_latent(inv.latents[n])
+        context = torch.cat([uncond, cond])
+        guide_scale = 1000.0 * p.guidance_strength  # S, applied inside autograd (§5.3)
+
+        def denoise(z: torch.Tensor, row) -> torch.Tensor:  # noqa: ANN001
+            self.control.mode, self.control.step, self.control.kv_op = "inject", row.i, row.kv
+            self.control.ip_scale = p.ip_scale if row.ip else 0.0
+            try:
+                eps_u, eps_c = self._unet(torch.cat([z, z]), row.t, context).chunk(2)
+            finally:
+                self.control.mode, self.control.ip_scale = "plain", 0.0
+            ev["sampling"] += 1
+            return eps_u + p.cfg_scale * (eps_c - eps_u)
+
+        def rollback_eps(z: torch.Tensor, row) -> torch.Tensor:  # noqa: ANN001
+            ev["rollback"] += 1  # conditional context, plain attention, image prompt gated off (§9)
+            return self._unet(z, row.t_prev, cond)
+
+        def guidance(z: torch.Tensor, row) -> torch.Tensor:  # noqa: ANN001
+            ref = self._reference_features(inv, key, row, c_t, ctx.grid, n, ev)
+            with torch.enable_grad():
+                zg = z.detach().requires_grad_(True)
+                cur = decoder_features(self.models.unet, zg.to(self.models.dtype), row.t, c_t, ctx.grid)
+                ev["guidance_forward"] += 1
+                e_edit, e_cont = plan.energy(cur, ref)
+                g_edit = self._grad(guide_scale * e_edit, zg, retain=e_cont is not None, ev=ev)
+                if e_cont is None or plan.guidance_mask is None:
+                    return plan.lam * g_edit
+                g_cont = self._grad(guide_scale * e_cont, zg, retain=False, ev=ev)
+            m = plan.guidance_mask
+            return plan.lam * (m * g_edit + (1 - m) * g_cont)
+
+        z = sample(
+            z,
+            schedule,
+            self.alphas,
+            denoise=denoise,
+            guidance=guidance,
+            rollback_eps=rollback_eps,
+            eta_in=plan.eta_in,
+            eta_out=plan.eta_out,
+            sde_mask=plan.sde_mask,
+            generator=gen,
+            on_step=lambda i: step("sampling", i + 1, n),
+        )
+        self.control.bank = {}
+        lap("sampling")
+
+        # 5. Decode (§10) and back to the input size (docs/deviations.md).
+        step("decode", 0, 1)
+        image = to_image(vae_decode(self.models.vae, z))
+        image = resize_image(image, request.image.size)
+        progress("decode", 1, 1)
+        lap("decode")
+        stats.seconds["total"] = time.perf_counter() - t_start
+        return EditResult(image=image, seed=seed, params=params, stats=stats)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _invert(self, plan: TaskPlan, steps: int, step: Callable[[str, int, int], None]) -> Inversion:
+        dtype = self.models.dtype
+        x = torch.cat([to_tensor(im, self.device, dtype) for im in plan.images])
+        z0 = vae_encode(self.models.vae, x).float()
+        context = self.encode_text(plan.inversion_prompts)
+        timesteps = ddim_timesteps(steps, self.train_steps)
+        return invert(
+            self.models.unet,
+            self.control,
+            z0,
+            context,
+            timesteps,
+            self.train_steps // steps,
+            self.alphas,
+            on_step=lambda k: step("inversion", k + 1, steps),
+        )
+
+    def _reference_features(
+        self,
+        inv: Inversion,
+        key: tuple,
+        row,
+        c_t: torch.Tensor,
+        grid: tuple[int, int],
+        n: int,
+        ev: dict,  # noqa: ANN001
+    ) -> list[torch.Tensor]:
+        """F_ref from Z_inv[N−i] at t_i with the base prompt (§5.1), computed once per step and
+        kept with the cached inversion (a batch of two for the cross-image tasks counts once)."""
+        if row.i not in inv.features:
+            z_ref = inv.latents[n - row.i]
+            with torch.no_grad():
+                inv.features[row.i] = [
+                    f.detach()
+                    for f in decoder_features(
+                        self.models.unet, z_ref.to(self.models.dtype), row.t, c_t.expand(len(z_ref), -1, -1), grid
+                    )
+                ]
+            ev["guidance_forward"] += 1
+            self.cache.put(key, inv)
+        return inv.features[row.i]
+
+    @staticmethod
+    def _grad(energy: torch.Tensor, z: torch.Tensor, retain: bool, ev: dict) -> torch.Tensor:
+        if not energy.requires_grad:  # an empty region: this energy is constant
+            return torch.zeros_like(z)
+        ev["guidance_backward"] += 1
+        (g,) = torch.autograd.grad(energy, z, retain_graph=retain)
+        return g.float()
+
+    def _composite_index(self, plan: TaskPlan, size: tuple[int, int], inv: Inversion) -> None:
+        """Per token count N of the banked layers: base background and reference object token
+        indices, from the full-resolution masks nearest-downsampled to the layer's grid (§7)."""
+        from engine.preprocess import down
+        from engine.tasks import indices
+
+        base_mask, ref_mask = plan.composite_masks  # type: ignore[misc]
+        w, h = size
+        self.control.composite_index = {}
+        for steps in inv.bank.values():
+            k, _ = next(iter(steps.values()))
+            tokens = k.shape[1]
+            if tokens in self.control.composite_index:
+                continue
+            r = (h * w / tokens) ** 0.5
+            grid = (round(h / r), round(w / r))
+            self.control.composite_index[tokens] = (indices(~down(base_mask, grid)), indices(down(ref_mask, grid)))

@@ -1,0 +1,113 @@
+"""DDIM inversion with the memory bank (§3) and the inversion cache across edits.
+
+A cache entry holds the inverted latents Z_inv[0..N], the decoder self-attention K/V per sampling
+step, and the guidance reference features per guided step (filled on first use). Entries are
+shared read-only: nothing downstream writes into them (tasks build new tensors), and the tests
+check their hashes before and after an edit.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from engine.attention import AttentionControl, KvBank
+from engine.sampler import AlphaTable, ddim_invert_step
+
+
+@dataclass
+class Inversion:
+    latents: list[torch.Tensor]  # Z_inv[j] is the latent at timestep t_{N−j}; Z_inv[N] = z_T
+    bank: KvBank  # layer → sampling step i → (K, V)
+    features: dict[int, list[torch.Tensor]] = field(default_factory=dict)  # step i → F_ref levels
+
+    def nbytes(self) -> int:
+        n = sum(t.numel() * t.element_size() for t in self.latents)
+        for steps in self.bank.values():
+            n += sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in steps.values())
+        for levels in self.features.values():
+            n += sum(f.numel() * f.element_size() for f in levels)
+        return n
+
+
+@torch.no_grad()
+def invert(
+    unet: torch.nn.Module,
+    control: AttentionControl,
+    z0: torch.Tensor,
+    context: torch.Tensor,
+    timesteps: list[int],
+    ratio: int,
+    alphas: AlphaTable,
+    on_step: Callable[[int], None] = lambda k: None,
+) -> Inversion:
+    """DDIM inversion with conditional text only (§3.2): for k = 0…N−1, s = t_{N−1−k}, s′ = s − ratio,
+    z_{k+1} = √ᾱ(s)·x̂0 + √(1−ᾱ(s))·ε with x̂0 from z_k at s′. The decoder self-attention K/V of
+    the pass at s are stored under sampling step i = N−1−k (§3.3, §14.11)."""
+    n = len(timesteps)
+    control.bank = {}
+    control.mode = "record"
+    latents = [z0]
+    z = z0
+    dtype = next(unet.parameters()).dtype
+    try:
+        for k in range(n):
+            s = timesteps[n - 1 - k]
+            control.step = n - 1 - k
+            eps = unet(z.to(dtype), s, encoder_hidden_states=context).sample.float()
+            z = ddim_invert_step(z, eps, s - ratio, s, alphas)
+            latents.append(z)
+            on_step(k)
+    finally:
+        control.mode = "plain"
+    bank, control.bank = control.bank, {}
+    return Inversion(latents=latents, bank=bank)
+
+
+class InversionCache:
+    """LRU of inversions under a byte budget. A second edit of the same image (same pixels,
+    prompts, working size, steps and model) reuses latents, K/V and reference features."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self.budget = budget_bytes
+        self._entries: OrderedDict[tuple, Inversion] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> Inversion | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def put(self, key: tuple, entry: Inversion) -> None:
+        """Insert or refresh (after reference features were added) and evict to the budget."""
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            self._evict()
+
+    def _evict(self) -> None:
+        total = sum(e.nbytes() for e in self._entries.values())
+        while self._entries and total > self.budget:
+            _, old = self._entries.popitem(last=False)
+            total -= old.nbytes()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def entries(self) -> list[Inversion]:
+        with self._lock:
+            return list(self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(e.nbytes() for e in self._entries.values())

@@ -1,0 +1,23 @@
+"""Synthetic inputs for the engine tests: a gradient scene with a coloured box, and its mask."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+
+def scene(w: int = 160, h: int = 120, box: tuple[int, int, int, int] = (40, 30, 90, 80), seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([x * 255 / w, y * 255 / h, np.full_like(x, 128)], -1).astype(np.float64)
+    img += rng.normal(0, 8, img.shape)
+    x0, y0, x1, y1 = box
+    img[y0:y1, x0:x1] = (220, 40, 40)
+    return Image.fromarray(img.clip(0, 255).astype(np.uint8))
+
+
+def box_mask(w: int = 160, h: int = 120, box: tuple[int, int, int, int] = (40, 30, 90, 80)) -> Image.Image:
+    m = np.zeros((h, w), np.uint8)
+    x0, y0, x1, y1 = box
+    m[y0:y1, x0:x1] = 255
+    return Image.fromarray(m)

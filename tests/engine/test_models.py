@@ -1,0 +1,195 @@
+"""load_models: specs, dtypes, identities, and the errors that name the file and the fix."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from diffusers.models.attention_processor import AttnProcessor2_0
+from safetensors.torch import save_file
+
+from engine import demo_model
+from engine.download import download_models
+from engine.errors import ModelLoadError
+from engine.models import load_models
+
+CLOSED_PORT_ENDPOINT = "http://127.0.0.1:9"  # nothing listens on the discard port: refused at once
+
+
+def _linked_copy(src: Path, dst: Path, skip: tuple[str, ...] = ()) -> Path:
+    """A model folder made of symlinks to `src`'s parts (cheap), minus `skip`."""
+    dst.mkdir()
+    for entry in src.iterdir():
+        if entry.name not in skip:
+            (dst / entry.name).symlink_to(entry)
+    return dst
+
+
+def test_demo_folder_loads_frozen_on_cpu(demo_models) -> None:
+    m = demo_models
+    assert m.is_demo and m.model_id == "demo-v1"
+    assert m.device == torch.device("cpu") and m.dtype == torch.float32
+    for module in (m.unet, m.vae, m.text_encoder, m.image_encoder, m.image_proj):
+        assert not module.training
+        assert all(not p.requires_grad for p in module.parameters())
+        assert all(p.dtype == torch.float32 for p in module.parameters())
+    assert all(isinstance(p, AttnProcessor2_0) for p in m.unet.attn_processors.values())
+    assert m.ip_layers is not None and len(m.ip_layers) == 16
+
+
+def test_demo_spec_uses_the_cache(demo_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIFFEDITOR_CACHE_DIR", str(tmp_path))
+    cached = tmp_path / demo_model.DEMO_CACHE_SUBDIR
+    shutil.copytree(demo_model_dir, cached)  # already built: load_models must not rebuild it
+    monkeypatch.setattr(demo_model, "write_demo_model", lambda *a, **k: pytest.fail("rebuilt the demo model"))
+    m = load_models("demo", device="cpu", require_image_prompt=False)
+    assert m.is_demo and m.model_id == "demo-v1"
+
+
+def test_half_precision_on_cpu_falls_back_to_fp32(demo_model_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="engine.models"):
+        m = load_models(demo_model_dir, device="cpu", dtype="fp16", require_image_prompt=False)
+    assert m.dtype == torch.float32 and next(m.unet.parameters()).dtype == torch.float32
+    assert "fp32" in caplog.text
+    with pytest.raises(ModelLoadError, match="unknown dtype 'fp8'"):
+        load_models(demo_model_dir, device="cpu", dtype="fp8")
+
+
+def test_real_weights_folder_identity_is_stable_and_tracks_file_changes(demo_model_dir: Path, tmp_path: Path) -> None:
+    folder = _linked_copy(demo_model_dir, tmp_path / "sd15", skip=("demo_model.json",))
+    (folder / "model_index.json").unlink()  # a real file, so the test can touch it
+    shutil.copy(demo_model_dir / "model_index.json", folder / "model_index.json")
+    first = load_models(folder, device="cpu", require_image_prompt=False)
+    assert not first.is_demo and first.model_id.startswith(str(folder.resolve()) + "#")
+    assert load_models(folder, device="cpu", require_image_prompt=False).model_id == first.model_id
+    later = time.time_ns() + 5_000_000_000
+    os.utime(folder / "model_index.json", ns=(later, later))
+    assert load_models(folder, device="cpu", require_image_prompt=False).model_id != first.model_id
+
+
+def test_missing_folder_names_it_and_the_fix(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-models"
+    with pytest.raises(ModelLoadError) as err:
+        load_models(missing, device="cpu")
+    message = str(err.value)
+    assert str(missing) in message
+    assert "diffeditor models download" in message and "diffeditor demo-model" in message
+
+
+def test_incomplete_folder_names_missing_parts(tmp_path: Path) -> None:
+    (tmp_path / "unet").mkdir()
+    with pytest.raises(ModelLoadError, match=r"missing vae/, text_encoder/, tokenizer/, scheduler/.*demo-model"):
+        load_models(tmp_path, device="cpu")
+
+
+def test_sd2_like_folder_is_refused(demo_model_dir: Path, tmp_path: Path) -> None:
+    folder = _linked_copy(demo_model_dir, tmp_path / "sd2", skip=("unet",))
+    (folder / "unet").mkdir()
+    config = json.loads((demo_model_dir / "unet" / "config.json").read_text())
+    (folder / "unet" / "config.json").write_text(json.dumps({**config, "cross_attention_dim": 1024}))
+    with pytest.raises(ModelLoadError) as err:
+        load_models(folder, device="cpu")
+    message = str(err.value)
+    assert str(folder / "unet" / "config.json") in message
+    assert "1024" in message and "SD2" in message and "Stable Diffusion 1.5" in message
+
+
+def test_image_prompt_parts_required_unless_waived(demo_model_dir: Path, tmp_path: Path) -> None:
+    folder = _linked_copy(demo_model_dir, tmp_path / "no-ip", skip=("image_prompt",))
+    with pytest.raises(ModelLoadError, match=r"ip_sd15_64\.bin is missing.*image_prompt="):
+        load_models(folder, device="cpu")
+    m = load_models(folder, device="cpu", require_image_prompt=False)
+    assert m.image_encoder is None and m.image_proj is None and m.ip_layers is None
+    # An explicit checkpoint path completes the set again.
+    m = load_models(folder, device="cpu", image_prompt=demo_model_dir / "image_prompt" / "ip_sd15_64.bin")
+    assert m.image_proj is not None and m.ip_layers is not None
+
+
+def test_hub_id_offline_and_not_cached(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)  # so "owner/name" is not a local folder either
+    with pytest.raises(ModelLoadError) as err:
+        load_models("someone/sd15-not-cached", device="cpu")
+    message = str(err.value)
+    assert "'someone/sd15-not-cached'" in message and "HF_HUB_OFFLINE" in message
+    assert "diffeditor models download" in message
+
+
+def test_hub_id_with_unreachable_hub_fails_without_waiting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", CLOSED_PORT_ENDPOINT)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelLoadError, match="unreachable"):
+        load_models("someone/sd15-not-cached", device="cpu")
+
+
+def _one_key_checkpoint(path: Path, cross_dim: int) -> Path:
+    key = "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"
+    save_file({key: torch.zeros(8, cross_dim)}, str(path))
+    return path
+
+
+def test_single_file_sd2_is_refused_from_its_header(tmp_path: Path) -> None:
+    path = _one_key_checkpoint(tmp_path / "sd21.safetensors", 1024)
+    with pytest.raises(ModelLoadError, match=r"sd21\.safetensors.*1024 \(SD2\.x\).*Stable Diffusion 1\.5"):
+        load_models(path, device="cpu")
+
+
+def test_single_file_without_a_tokenizer_offline_says_how_to_fix(tmp_path: Path) -> None:
+    path = _one_key_checkpoint(tmp_path / "sd15.safetensors", 768)
+    with pytest.raises(ModelLoadError) as err:
+        load_models(path, device="cpu", require_image_prompt=False)
+    message = str(err.value)
+    assert str(path) in message and "tokenizer" in message and "DIFFEDITOR_TOKENIZER" in message
+
+
+def test_single_file_needs_image_prompt_paths_unless_waived(tmp_path: Path) -> None:
+    path = _one_key_checkpoint(tmp_path / "sd15.safetensors", 768)
+    with pytest.raises(ModelLoadError, match=r"no image encoder or image-prompt checkpoint was given.*image_prompt="):
+        load_models(path, device="cpu")
+
+
+def test_a_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "weights.txt"
+    path.write_text("hello")
+    with pytest.raises(ModelLoadError, match=r"weights\.txt is a file but not a checkpoint"):
+        load_models(path, device="cpu")
+
+
+def test_download_offline_fails_at_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    dest = tmp_path / "models"
+    with pytest.raises(ModelLoadError) as err:
+        download_models(dest)
+    message = str(err.value)
+    assert str(dest) in message and "HF_HUB_OFFLINE" in message and "diffeditor demo-model" in message
+    assert not dest.exists()
+
+
+def test_download_with_unreachable_hub_fails_at_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", CLOSED_PORT_ENDPOINT)
+    with pytest.raises(ModelLoadError, match=r"127\.0\.0\.1:9 is unreachable"):
+        download_models(tmp_path / "models")
+
+
+def test_single_file_that_is_incomplete_is_wrapped(demo_model_dir: Path, tmp_path: Path) -> None:
+    # With a tokenizer given, loading gets as far as diffusers' converter, which finds no text encoder.
+    path = _one_key_checkpoint(tmp_path / "partial.safetensors", 768)
+    with pytest.raises(ModelLoadError, match=r"partial\.safetensors: cannot load it as a Stable Diffusion 1\.5"):
+        load_models(path, device="cpu", tokenizer=demo_model_dir / "tokenizer", require_image_prompt=False)
+
+
+def test_folder_with_an_empty_tokenizer_is_refused(demo_model_dir: Path, tmp_path: Path) -> None:
+    folder = _linked_copy(demo_model_dir, tmp_path / "no-vocab", skip=("tokenizer",))
+    (folder / "tokenizer").mkdir()
+    with pytest.raises(ModelLoadError, match=r"no-vocab/tokenizer: no CLIP vocabulary"):
+        load_models(folder, device="cpu", require_image_prompt=False)
