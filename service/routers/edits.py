@@ -1,0 +1,430 @@
+"""`/v1/edits`: submit an edit, poll it, fetch its result, cancel it."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from PIL import Image
+from redis import Redis
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from diffeditor.tasks import TASKS
+from service import jobs, limits
+from service.auth import require_owner
+from service.errors import ApiError
+from service.routers.deps import app_settings, check_job_id, get_redis, get_store, not_found
+from service.schemas import ErrorOut, JobOut
+from service.settings import Settings
+from service.store import Store
+from service.validation import FILE_NAMES, MAX_PARAMS_BYTES, validate_edit
+
+log = logging.getLogger("diffeditor.api")
+
+router = APIRouter(prefix="/v1/edits", tags=["edits"])
+
+FINISHED = {jobs.JobStatus.succeeded, jobs.JobStatus.failed, jobs.JobStatus.canceled}
+
+# Result media types we can produce, in order of preference when the client does not care.
+RESULT_MEDIA = {"image/png": "PNG", "image/webp": "WEBP", "image/jpeg": "JPEG"}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": ErrorOut} for s in statuses}
+
+
+_FILE_DOCS = {
+    "image": "The image to edit (every task).",
+    "mask": "Object or editable-region mask on `image` (move, drag, appearance); nonzero pixels are inside.",
+    "region_mask": "Optional reference-region mask on `image` (move).",
+    "reference": "Reference image (appearance, paste).",
+    "reference_mask": "Object mask on `reference` (appearance, paste).",
+    "image_prompt": "Optional image prompt (any task).",
+}
+
+# The multipart body, described by hand: FastAPI cannot derive it from a body we parse ourselves
+# (we do, to reject parts a task does not take and to stream-count bytes).
+SUBMIT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["params", "image"],
+                    "properties": {
+                        "params": {
+                            "type": "string",
+                            "description": (
+                                "JSON object of edit parameters with its `task` ("
+                                + ", ".join(TASKS)
+                                + "). Schemas, defaults and ranges per task: GET /v1/tasks."
+                            ),
+                            "example": '{"task": "move", "offset": [40, 0], "prompt": "a cup on a table"}',
+                        },
+                        **{
+                            name: {"type": "string", "format": "binary", "description": doc + " PNG, JPEG or WebP."}
+                            for name, doc in _FILE_DOCS.items()
+                        },
+                    },
+                },
+                "encoding": {"params": {"contentType": "application/json"}},
+            }
+        },
+    }
+}
+
+
+def _links(request: Request, job_id: str) -> dict[str, str]:
+    base = f"{request.scope.get('root_path', '')}/v1/edits/{job_id}"
+    return {"self": base, "result": f"{base}/result", "cancel": base}
+
+
+def _job_out(request: Request, view: jobs.JobView, store: Store | None = None) -> dict[str, Any]:
+    result_url = None
+    if store is not None and view.status == jobs.JobStatus.succeeded:
+        result_url = store.result_url(view.id)
+    return {
+        "id": view.id,
+        "status": jobs.JobStatus(view.status).value,
+        "task": view.task,
+        "params": view.params,
+        "position": view.position,
+        "progress": view.progress,
+        "created_at": view.created_at,
+        "started_at": view.started_at,
+        "ended_at": view.ended_at,
+        "error": view.error,
+        "stats": view.stats,
+        "links": _links(request, view.id),
+        "result_url": result_url,
+    }
+
+
+def _owned_job(redis: Redis, settings: Settings, job_id: str, owner: str) -> jobs.JobView:
+    check_job_id(job_id)
+    view = jobs.get_job(redis, settings, job_id)
+    if view is None or view.owner != owner:  # someone else's job is indistinguishable from none
+        raise not_found(job_id)
+    return view
+
+
+async def _read_parts(request: Request, settings: Settings) -> tuple[str | None, dict[str, bytes]]:
+    """The multipart parts: the params text and the file parts' bytes, by name."""
+    ctype = request.headers.get("content-type", "")
+    if not ctype.lower().startswith("multipart/form-data"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"send multipart/form-data (a `params` JSON part and file parts), not {ctype.split(';')[0] or 'no content type'}",
+        )
+    try:
+        form = await request.form(
+            max_files=len(FILE_NAMES) + 1, max_fields=len(FILE_NAMES) + 1, max_part_size=MAX_PARAMS_BYTES
+        )
+    except StarletteHTTPException as exc:  # malformed multipart, too many parts, an oversized text part
+        raise ApiError(400, "invalid_multipart", f"cannot read the multipart body: {exc.detail}") from None
+    params_text: str | None = None
+    uploads: dict[str, bytes] = {}
+    seen: set[str] = set()
+    try:
+        for name, value in form.multi_items():
+            if name in seen:
+                raise ApiError(422, "duplicate_field", f"{name}: sent more than once", name)
+            seen.add(name)
+            if name == "params":
+                if isinstance(value, UploadFile):  # a client may send the JSON as a file part
+                    raw = await value.read(MAX_PARAMS_BYTES + 1)
+                    try:
+                        value = raw.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise ApiError(400, "invalid_json", "params: not UTF-8 text", "params") from None
+                params_text = value
+            elif isinstance(value, UploadFile):
+                if name not in FILE_NAMES:
+                    raise ApiError(422, "unknown_field", f"{name}: not a part this API takes", name)
+                if value.size is not None and value.size > settings.max_upload_bytes:
+                    raise ApiError(
+                        413,
+                        "payload_too_large",
+                        f"{name}: larger than {settings.max_upload_bytes} bytes per upload",
+                        name,
+                    )
+                uploads[name] = await value.read()
+            elif name in FILE_NAMES:
+                raise ApiError(
+                    422, "invalid_value", f"{name}: must be a file part (with a filename), not a text field", name
+                )
+            else:
+                raise ApiError(422, "unknown_field", f"{name}: not a part this API takes", name)
+    finally:
+        await form.close()  # spooled temp files go now, whatever happened
+    return params_text, uploads
+
+
+def _submit(
+    request: Request,
+    redis: Redis,
+    store: Store,
+    settings: Settings,
+    owner: str,
+    idempotency_key: str | None,
+    params_text: str | None,
+    uploads: dict[str, bytes],
+) -> Response:
+    fingerprint = limits.fingerprint(params_text or "", uploads)
+    if idempotency_key is not None:
+        limits.check_idempotency_key(idempotency_key)
+        replay = _replay(request, redis, settings, owner, idempotency_key, fingerprint)
+        if replay is not None:
+            return replay
+
+    edit = validate_edit(params_text, uploads, settings)
+    limits.check_queue_caps(redis, settings, owner)
+    job_id = jobs.new_job_id()
+    if idempotency_key is not None:
+        record = limits.IdempotencyRecord(fingerprint, job_id, time.time())
+        if not limits.claim_idempotency(redis, settings, owner, idempotency_key, record):
+            # A concurrent request with the same key got there first.
+            replay = _replay(request, redis, settings, owner, idempotency_key, fingerprint)
+            if replay is not None:
+                return replay
+            raise ApiError(
+                409,
+                "idempotency_in_progress",
+                "a request with this Idempotency-Key is still being processed",
+                "Idempotency-Key",
+            )
+    try:
+        store.put_inputs(job_id, edit.files)
+        view = jobs.enqueue(redis, settings, job_id=job_id, owner=owner, params=edit.params.model_dump(mode="json"))
+    except BaseException:
+        if idempotency_key is not None:
+            _quietly(limits.release_idempotency, redis, settings, owner, idempotency_key)
+        _quietly(store.delete, job_id)
+        raise
+    body = _job_out(request, view)
+    return JSONResponse(body, status_code=202, headers={"Location": body["links"]["self"]})
+
+
+def _quietly(fn: Any, *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception as exc:  # cleanup after a failure must not mask the original error
+        log.warning("cleanup %s failed: %s", getattr(fn, "__name__", fn), exc)
+
+
+def _replay(
+    request: Request, redis: Redis, settings: Settings, owner: str, key: str, fingerprint: str
+) -> Response | None:
+    """The earlier job for this Idempotency-Key, a 409 when the body differs, or None when there is none."""
+    record = limits.get_idempotency(redis, settings, owner, key)
+    if record is None:
+        return None
+    if record.fingerprint != fingerprint:
+        raise ApiError(
+            409,
+            "idempotency_conflict",
+            "this Idempotency-Key was used with a different request body; use a new key for a new edit",
+            "Idempotency-Key",
+        )
+    view = jobs.get_job(redis, settings, record.job_id)
+    if view is None:
+        if record.in_progress():  # claimed by a request that has not enqueued its job yet
+            raise ApiError(
+                409,
+                "idempotency_in_progress",
+                "a request with this Idempotency-Key is still being processed; retry shortly",
+                "Idempotency-Key",
+            )
+        limits.release_idempotency(redis, settings, owner, key)  # its job expired: start afresh
+        return None
+    body = _job_out(request, view)
+    return JSONResponse(
+        body, status_code=200, headers={"Location": body["links"]["self"], "Idempotent-Replayed": "true"}
+    )
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobOut,
+    summary="Submit an edit",
+    openapi_extra=SUBMIT_BODY,
+    responses={
+        200: {"model": JobOut, "description": "Replay of an earlier submission with the same Idempotency-Key."},
+        **_errors(400, 401, 409, 413, 415, 422, 429, 503),
+    },
+)
+async def submit_edit(
+    request: Request,
+    owner: str = Depends(require_owner),
+    settings: Settings = Depends(app_settings),
+    redis: Redis = Depends(get_redis),
+    store: Store = Depends(get_store),
+    idempotency_key: str | None = Header(
+        None,
+        alias="Idempotency-Key",
+        description="Same key and same body: the same job again. Same key, other body: 409.",
+    ),
+) -> Response:
+    """Validates everything (params, images, masks, geometry), stores the inputs as PNG, queues
+    the job and answers 202 with its id and links. Nothing is queued when any check fails."""
+    await run_in_threadpool(limits.check_rate, redis, settings, owner)
+    params_text, uploads = await _read_parts(request, settings)
+    return await run_in_threadpool(
+        _submit, request, redis, store, settings, owner, idempotency_key, params_text, uploads
+    )
+
+
+@router.get(
+    "/{job_id}",
+    response_model=JobOut,
+    summary="Status, progress and parameters of an edit",
+    responses=_errors(401, 404, 503),
+)
+async def get_edit(
+    job_id: str,
+    request: Request,
+    owner: str = Depends(require_owner),
+    settings: Settings = Depends(app_settings),
+    redis: Redis = Depends(get_redis),
+    store: Store = Depends(get_store),
+) -> Response:
+    # The hot path of every client: one thread hop, two Redis round trips (job hash, position).
+    def read() -> dict[str, Any]:
+        return _job_out(request, _owned_job(redis, settings, job_id, owner), store)
+
+    return JSONResponse(await run_in_threadpool(read))
+
+
+@router.delete(
+    "/{job_id}",
+    response_model=JobOut,
+    summary="Cancel an edit",
+    responses=_errors(401, 404, 409, 503),
+)
+async def cancel_edit(
+    job_id: str,
+    request: Request,
+    owner: str = Depends(require_owner),
+    settings: Settings = Depends(app_settings),
+    redis: Redis = Depends(get_redis),
+) -> Response:
+    """A queued job is canceled at once; a running one stops between two steps (poll to see it)."""
+    return await run_in_threadpool(_cancel, request, redis, settings, job_id, owner)
+
+
+def _cancel(request: Request, redis: Redis, settings: Settings, job_id: str, owner: str) -> Response:
+    view = _owned_job(redis, settings, job_id, owner)
+    if view.status in FINISHED:
+        raise ApiError(
+            409, "already_finished", f"the job is already {jobs.JobStatus(view.status).value}; nothing to cancel"
+        )
+    canceled = jobs.cancel(redis, settings, job_id)
+    if canceled is None:
+        raise not_found(job_id)
+    return JSONResponse(_job_out(request, canceled))
+
+
+def choose_media(accept: str | None) -> str | None:
+    """The result media type for an Accept header (PNG when absent or indifferent); None: none acceptable."""
+    if not accept or not accept.strip():
+        return "image/png"
+    best: dict[str, tuple[int, float]] = {}  # offered type → (specificity of the matching range, q)
+    for part in accept.split(","):
+        media, *params = part.strip().split(";")
+        media = media.strip().lower()
+        q = 1.0
+        for p in params:
+            k, _, v = p.partition("=")
+            if k.strip().lower() == "q":
+                try:
+                    q = float(v.strip())
+                except ValueError:
+                    q = 0.0
+        if media in RESULT_MEDIA:
+            matches, spec = [media], 2
+        elif media == "image/*":
+            matches, spec = list(RESULT_MEDIA), 1
+        elif media == "*/*":
+            matches, spec = list(RESULT_MEDIA), 0
+        else:
+            continue
+        for m in matches:
+            if m not in best or spec > best[m][0]:
+                best[m] = (spec, q)
+    ranked = [(q, -i, m) for i, m in enumerate(RESULT_MEDIA) if m in best and (q := best[m][1]) > 0]
+    return max(ranked)[2] if ranked else None
+
+
+def _encode(png: bytes, media: str) -> bytes:
+    if media == "image/png":
+        return png
+    img = Image.open(io.BytesIO(png))
+    buf = io.BytesIO()
+    if media == "image/jpeg":
+        img.convert("RGB").save(buf, format="JPEG", quality=92)
+    else:
+        img.save(buf, format="WEBP", quality=92)
+    return buf.getvalue()
+
+
+@router.get(
+    "/{job_id}/result",
+    summary="The edited image",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"image/png": {}, "image/webp": {}, "image/jpeg": {}},
+            "description": "The result image in the media type chosen by Accept (PNG by default).",
+        },
+        307: {"description": "Redirect to a presigned URL of the PNG, when the server uses them."},
+        **_errors(401, 404, 406, 409, 503),
+    },
+)
+async def get_result(
+    job_id: str,
+    request: Request,
+    owner: str = Depends(require_owner),
+    settings: Settings = Depends(app_settings),
+    redis: Redis = Depends(get_redis),
+    store: Store = Depends(get_store),
+) -> Response:
+    return await run_in_threadpool(_result, request, redis, store, settings, job_id, owner)
+
+
+def _result(request: Request, redis: Redis, store: Store, settings: Settings, job_id: str, owner: str) -> Response:
+    view = _owned_job(redis, settings, job_id, owner)
+    status = jobs.JobStatus(view.status)
+    if status != jobs.JobStatus.succeeded:
+        code = "not_finished" if status not in FINISHED else f"job_{status.value}"
+        raise ApiError(409, code, f"the job is {status.value}; the result exists once it has succeeded")
+    media = choose_media(request.headers.get("accept"))
+    if media is None:
+        raise ApiError(
+            406, "not_acceptable", "the result is available as image/png, image/webp or image/jpeg", "Accept"
+        )
+    if media == "image/png":
+        url = store.result_url(job_id)
+        if url:
+            return RedirectResponse(url, status_code=307)
+    png = store.get_result(job_id)
+    if png is None:  # expired between the status read and now
+        raise not_found(job_id)
+    ext = RESULT_MEDIA[media].lower().replace("jpeg", "jpg")
+    return Response(
+        _encode(png, media),
+        media_type=media,
+        headers={
+            "Vary": "Accept, Authorization",
+            "Cache-Control": "private, max-age=3600",
+            "Content-Disposition": f'inline; filename="{job_id}.{ext}"',
+        },
+    )

@@ -1,0 +1,79 @@
+"""`/v1/tasks` and `/v1/info`: what a client (the web page) needs before it submits anything."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from functools import lru_cache
+from importlib import metadata
+
+from fastapi import APIRouter, Depends
+from redis import Redis
+from redis.exceptions import RedisError
+
+from diffeditor.tasks import FILES_BY_TASK, PARAMS_BY_TASK, TASKS
+from service import jobs
+from service.routers.deps import app_settings, get_redis
+from service.schemas import InfoOut, LimitsOut, TasksOut
+from service.settings import Settings
+
+log = logging.getLogger("diffeditor.api")
+
+router = APIRouter(prefix="/v1", tags=["meta"])
+
+
+def version() -> str:
+    try:
+        return metadata.version("diffeditor")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+@lru_cache
+def _tasks() -> dict:
+    # Schemas come straight from diffeditor.tasks: one source of names, defaults and ranges.
+    return {
+        "tasks": [
+            {
+                "name": name,
+                "description": inspect.cleandoc(PARAMS_BY_TASK[name].__doc__ or ""),
+                "files": {"required": list(FILES_BY_TASK[name][0]), "optional": list(FILES_BY_TASK[name][1])},
+                "params_schema": PARAMS_BY_TASK[name].model_json_schema(),
+            }
+            for name in TASKS
+        ]
+    }
+
+
+@router.get("/tasks", response_model=TasksOut, summary="Each task's parameter schema and file inputs")
+def list_tasks() -> dict:
+    """For each task: the JSON schema of its `params` (defaults, ranges, descriptions) and which
+    file parts it requires or accepts. The server may cap `steps` lower: see /v1/info."""
+    return _tasks()
+
+
+@router.get("/info", response_model=InfoOut, summary="Server facts a client adapts to")
+def info(settings: Settings = Depends(app_settings), redis: Redis = Depends(get_redis)) -> dict:
+    demo = settings.model is None
+    try:
+        workers = jobs.ready_workers(redis, settings)
+        if workers:
+            demo = any(bool(w.get("is_demo")) for w in workers)
+    except RedisError as exc:  # static facts stay useful while Redis is away
+        log.warning("info: cannot read workers: %s", exc)
+    return {
+        "version": version(),
+        "demo_model": demo,
+        "auth_required": bool(settings.key_hashes()),
+        "limits": LimitsOut(
+            max_upload_bytes=settings.max_upload_bytes,
+            max_request_bytes=settings.max_request_bytes,
+            max_pixels=settings.max_pixels,
+            min_side=settings.min_side,
+            max_steps=settings.max_steps,
+            rate_limit_per_min=settings.rate_limit_per_min,
+            max_queued_per_key=settings.max_queued_per_key,
+            max_queue_depth=settings.max_queue_depth,
+            job_ttl_s=settings.job_ttl_s,
+        ).model_dump(),
+    }

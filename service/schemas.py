@@ -1,0 +1,101 @@
+"""Response models: the single source of the API's OpenAPI response schemas."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(..., description="Stable machine-readable code, e.g. `mask_size_mismatch`.")
+    message: str = Field(..., description="What went wrong, in words a person can act on.")
+    field: str | None = Field(None, description="The request field or part at fault (dotted for nested values).")
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+class Links(BaseModel):
+    self: str = Field(..., description="This job (GET; DELETE cancels).")
+    result: str = Field(..., description="The result image once `succeeded`.")
+    cancel: str = Field(..., description="DELETE here to cancel.")
+
+
+class Progress(BaseModel):
+    stage: str
+    step: int
+    total: int
+
+
+JobStatusName = Literal["queued", "running", "succeeded", "failed", "canceled"]
+
+
+class JobOut(BaseModel):
+    id: str = Field(..., description="32 lowercase hex characters.")
+    status: JobStatusName
+    task: str
+    params: dict[str, Any] = Field(
+        ..., description="Effective parameters; `seed` is filled in once a worker picks the job."
+    )
+    position: int | None = Field(None, description="0-based position in the queue while `queued`.")
+    progress: Progress | None = Field(None, description="Stage and step while `running` (kept afterwards).")
+    created_at: str
+    started_at: str | None = None
+    ended_at: str | None = None
+    error: ErrorDetail | None = Field(None, description="Why the job failed (status `failed`).")
+    stats: dict[str, Any] | None = Field(None, description="Engine statistics (seconds per stage) once `succeeded`.")
+    links: Links
+    result_url: str | None = Field(None, description="A presigned URL of the result, when the server uses them.")
+
+
+class TaskFiles(BaseModel):
+    required: list[str]
+    optional: list[str]
+
+
+class TaskOut(BaseModel):
+    name: str
+    description: str
+    files: TaskFiles
+    params_schema: dict[str, Any] = Field(..., description="JSON schema of the task's `params` (defaults and ranges).")
+
+
+class TasksOut(BaseModel):
+    tasks: list[TaskOut]
+
+
+class LimitsOut(BaseModel):
+    max_upload_bytes: int
+    max_request_bytes: int
+    max_pixels: int
+    min_side: int
+    max_steps: int
+    rate_limit_per_min: int
+    max_queued_per_key: int
+    max_queue_depth: int
+    job_ttl_s: int
+
+
+class InfoOut(BaseModel):
+    version: str
+    demo_model: bool = Field(
+        ..., description="True when workers run the tiny random-weight demo model (noise-like output)."
+    )
+    auth_required: bool
+    limits: LimitsOut
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    redis: bool
+    workers: int
+    demo_model: bool | None = Field(None, description="Whether the warm workers run the demo model (None: unknown).")
+    missing: list[str] = Field(default_factory=list, description="What keeps the service from being ready.")
+    notice: str | None = Field(None, description="Said when the workers run the demo model.")
+    error: ErrorDetail | None = Field(None, description="When not ready: the reason, in the common error shape.")
