@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine.attention import AttentionControl, install_processors
+from engine.attention import AttentionControl, composite_indices, install_processors
 from engine.errors import Canceled
 from engine.features import decoder_features
 from engine.inversion import Inversion, InversionCache, invert
@@ -60,6 +60,11 @@ class Editor:
     @property
     def device(self) -> torch.device:
         return self.models.device
+
+    def clear_cache(self) -> None:
+        """Drop cached inversions and image-prompt tokens (the worker calls this after an OOM)."""
+        self.cache.clear()
+        self._ip_cache.clear()
 
     # -- building blocks -------------------------------------------------------------------
 
@@ -262,19 +267,6 @@ class Editor:
         return g.float()
 
     def _composite_index(self, plan: TaskPlan, size: tuple[int, int], inv: Inversion) -> None:
-        """Per token count N of the banked layers: base background and reference object token
-        indices, from the full-resolution masks nearest-downsampled to the layer's grid (§7)."""
-        from engine.preprocess import down
-        from engine.tasks import indices
-
         base_mask, ref_mask = plan.composite_masks  # type: ignore[misc]
-        w, h = size
-        self.control.composite_index = {}
-        for steps in inv.bank.values():
-            k, _ = next(iter(steps.values()))
-            tokens = k.shape[1]
-            if tokens in self.control.composite_index:
-                continue
-            r = (h * w / tokens) ** 0.5
-            grid = (round(h / r), round(w / r))
-            self.control.composite_index[tokens] = (indices(~down(base_mask, grid)), indices(down(ref_mask, grid)))
+        tokens = {next(iter(steps.values()))[0].shape[1] for steps in inv.bank.values()}
+        self.control.composite_index = composite_indices(base_mask, ref_mask, size, tokens)

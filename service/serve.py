@@ -1,0 +1,85 @@
+"""`diffeditor serve [--host H] [--port P]`: the HTTP API under uvicorn.
+
+With REDIS_URL set, this is the API only (workers run as `diffeditor worker`), and torch is
+never imported. Without it, embedded mode: an in-process Redis (fakeredis), the API in a server
+thread and ONE worker in the main thread (so RQ's SIGTERM/SIGINT warm shutdown and its SIGALRM
+job timeout work as in a real worker), on the model from settings or the demo model, with the
+store in settings.data_dir (./data). Stop it with Ctrl+C: the current edit finishes first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+from typing import Any
+
+from service.settings import Settings, get_settings
+
+log = logging.getLogger("diffeditor.serve")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="diffeditor serve",
+        description="Run the HTTP API. Without REDIS_URL: embedded mode, with an in-process queue and worker.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    level = os.environ.get("DIFFEDITOR_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    settings = get_settings()
+    if settings.redis_url:
+        return serve_api(settings, args.host, args.port)
+    return serve_embedded(settings, args.host, args.port)
+
+
+def serve_api(settings: Settings, host: str, port: int) -> int:
+    import uvicorn
+
+    from service.app import create_app
+
+    log.info("API only, queue %r; run workers with `diffeditor worker`", settings.queue_name)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=True)
+    return 0
+
+
+def serve_embedded(settings: Settings, host: str, port: int, editor: Any | None = None) -> int:
+    """API + one worker in this process on fakeredis. `editor` replaces the model (tests only)."""
+    import fakeredis
+    import uvicorn
+
+    from service.app import create_app
+
+    server = fakeredis.FakeServer()
+    api_redis = fakeredis.FakeRedis(server=server)
+    worker_redis = fakeredis.FakeRedis(server=server)
+    log.warning(
+        "EMBEDDED MODE (REDIS_URL is not set): in-process queue and one in-process worker on %s; "
+        "store in %s. Jobs do not survive a restart. For production set REDIS_URL and run `diffeditor worker`.",
+        settings.model or "the DEMO model (tiny random weights, noise-like outputs)",
+        settings.data_dir.resolve(),
+    )
+    http = uvicorn.Server(uvicorn.Config(create_app(settings, redis=api_redis), host=host, port=port, log_level="info"))
+    thread = threading.Thread(target=http.run, name="diffeditor-http", daemon=True)
+    thread.start()  # /healthz answers at once; /readyz turns true once the worker is warm
+    try:
+        from worker.runtime import build_runtime, run_worker  # torch loads here, in embedded mode only
+
+        runtime = build_runtime(settings, worker_redis, "embedded", editor=editor)
+        if not thread.is_alive():
+            log.error("the HTTP server did not start (is port %d free?)", port)
+            return 1
+        return run_worker(runtime)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        http.should_exit = True
+        thread.join(timeout=10)

@@ -1,0 +1,78 @@
+"""`diffeditor serve` with no REDIS_URL: API + in-process queue + one in-process worker on the demo
+model, over real HTTP; SIGTERM shuts it down cleanly."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+from tests.e2e.conftest import EDITS, REPO, WORKER_START_TIMEOUT_S, free_port, multipart
+
+
+def _wait_for(url: str, timeout: float, proc: subprocess.Popen, log: Path, status: int = 200) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"serve exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            response = httpx.get(url, timeout=5)
+            if response.status_code == status:
+                return response
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer {status} in {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+def test_embedded_serve_runs_an_edit_over_http(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith("DIFFEDITOR_")}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "diffeditor", "serve", "--port", str(port)],
+            cwd=tmp_path,  # ./data lands here
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            _wait_for(f"{base}/healthz", 60, proc, log)
+            ready = _wait_for(f"{base}/readyz", WORKER_START_TIMEOUT_S, proc, log).json()
+            assert ready["ready"] is True and ready["demo_model"] is True and ready["workers"] == 1
+
+            with httpx.Client(base_url=base, timeout=30) as http:
+                params, files = EDITS["move"]
+                response = http.post("/v1/edits", **multipart(params, files))
+                assert response.status_code == 202, response.text
+                job_id = response.json()["id"]
+                deadline = time.monotonic() + 180
+                while time.monotonic() < deadline:
+                    body = http.get(f"/v1/edits/{job_id}").json()
+                    if body["status"] in ("succeeded", "failed", "canceled"):
+                        break
+                    time.sleep(0.2)
+                assert body["status"] == "succeeded", body
+                result = http.get(f"/v1/edits/{job_id}/result")
+                assert result.status_code == 200
+                assert Image.open(io.BytesIO(result.content)).size == (64, 64)
+
+            assert (tmp_path / "data" / job_id / "result.png").is_file()  # the store is ./data
+            assert "EMBEDDED MODE" in log.read_text() and "DEMO MODEL" in log.read_text()
+
+            proc.send_signal(signal.SIGTERM)  # warm shutdown: worker stops, then the server
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

@@ -1,0 +1,4 @@
+"""The GPU worker: `diffeditor worker` runs RQ jobs (worker.jobs.run_edit) on models loaded once.
+
+Only worker processes import this package (and torch); the API never does.
+"""

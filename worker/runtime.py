@@ -1,0 +1,234 @@
+"""A worker process's lifetime: load the models once, warm up, register ready, then run RQ jobs
+one at a time in this process (no fork: CUDA state and the weights stay put), with a heartbeat
+thread that keeps the worker registered, renews the running job's lease and runs the watchdog.
+
+Signals (RQ's warm shutdown): SIGTERM or SIGINT lets the current job finish, then the worker
+unregisters and exits; a second one exits at once (the job is then left to the watchdog).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import SimpleWorker
+from rq.job import Job
+from rq.queue import Queue
+from rq.timeouts import TimerDeathPenalty
+
+from service import jobs
+from service.settings import Settings
+from service.store import Store, make_store
+from worker.jobs import EditRunner, Runtime, configure
+
+log = logging.getLogger("diffeditor.worker")
+
+STORE_CLEANUP_INTERVAL_S = 600
+
+
+class EditWorker(SimpleWorker):
+    """RQ's in-process worker with a short job lease (renewed by `Heartbeat`) and canceled jobs
+    moved to RQ's canceled registry instead of the failed one."""
+
+    def __init__(self, *args: Any, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings = settings
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        # RQ's default lease is the job timeout + 60 s; ours is a few heartbeats, so a dead
+        # worker's job is found by the watchdog in seconds, not after the whole timeout.
+        return jobs.lease_s(self.settings)
+
+    def handle_job_failure(
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: Any = None,
+        exc_string: str = "",
+        execution: Any = None,
+    ) -> None:
+        error = (job.meta or {}).get("error") or {}
+        if error.get("code") != "canceled":
+            super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+            return
+        with self.connection.pipeline() as pipe:
+            self.cleanup_execution(job, pipeline=pipe, execution=execution)
+            pipe.execute()
+        job.cancel()
+        with self.connection.pipeline() as pipe:
+            if job.ended_at is not None:
+                pipe.hset(job.key, "ended_at", job.ended_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+            pipe.expire(job.key, self.settings.job_ttl_s)
+            pipe.execute()
+        self.log.info("Worker %s: job %s canceled", self.name, job.id)
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        self.current_job = job
+        try:
+            super().execute_job(job, queue)
+        finally:
+            self.current_job = None
+
+    current_job: Job | None = None
+
+
+class Heartbeat(threading.Thread):
+    """Every settings.heartbeat_s: refresh the ready registration and the running job's lease;
+    every settings.watchdog_s: sweep abandoned jobs; every 10 minutes: delete expired files."""
+
+    def __init__(self, worker: EditWorker, runtime: Runtime, info: Callable[[], dict]) -> None:
+        super().__init__(name="diffeditor-heartbeat", daemon=True)
+        self.worker, self.rt, self.info = worker, runtime, info
+        self.stop_event = threading.Event()
+
+    def beat(self) -> None:
+        jobs.register_worker(self.rt.redis, self.rt.settings, self.info())
+        job, execution = self.worker.current_job, self.worker.execution
+        if job is not None and execution is not None:
+            self.worker.maintain_heartbeats(job, execution)
+
+    def run(self) -> None:
+        settings = self.rt.settings
+        next_sweep = next_cleanup = time.monotonic()
+        while not self.stop_event.is_set():
+            now = time.monotonic()
+            try:
+                self.beat()
+                if now >= next_sweep:
+                    next_sweep = now + settings.watchdog_s
+                    jobs.sweep_abandoned(self.rt.redis, settings)
+                if now >= next_cleanup:
+                    next_cleanup = now + STORE_CLEANUP_INTERVAL_S
+                    removed = self.rt.store.cleanup_expired()
+                    if removed:
+                        log.info("deleted the files of %d expired jobs", removed)
+            except RedisError as exc:  # Redis blips must not kill the heartbeat; the next beat retries
+                log.warning("heartbeat: Redis unavailable: %s", exc)
+            except Exception:
+                log.exception("heartbeat failed")
+            self.stop_event.wait(settings.heartbeat_s)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+
+def worker_info(name: str, model: dict) -> dict:
+    return {
+        "name": name,
+        "device": model.get("device", "cpu"),
+        "model": model.get("model", ""),
+        "is_demo": bool(model.get("is_demo", False)),
+        "gpu_memory_bytes": gpu_memory_bytes(),
+    }
+
+
+def gpu_memory_bytes() -> int:
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return 0
+    return int(torch.cuda.memory_reserved())
+
+
+def run_worker(
+    runtime: Runtime,
+    *,
+    burst: bool = False,
+    in_main_thread: bool = True,
+    ready: threading.Event | None = None,
+) -> int:
+    """Register ready and take jobs until told to stop (or, with burst, until the queue is empty).
+
+    `in_main_thread=False` (embedded mode may run the worker beside the server) uses a
+    timer-based job timeout and leaves signals to the host process.
+    """
+    settings, redis = runtime.settings, runtime.redis
+    configure(runtime)
+    worker = EditWorker(
+        [jobs.queue(redis, settings)],
+        connection=redis,
+        name=runtime.worker_name,
+        serializer=jobs.SERIALIZER,
+        settings=settings,
+        worker_ttl=max(30, jobs.lease_s(settings)),  # RQ's own worker key; also bounds the idle BLMOVE
+        job_monitoring_interval=settings.heartbeat_s,
+    )
+    if not in_main_thread:
+        worker.death_penalty_class = TimerDeathPenalty  # SIGALRM reaches only the main thread
+        worker._install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    heartbeat = Heartbeat(worker, runtime, lambda: worker_info(runtime.worker_name, runtime.model))
+    heartbeat.beat()  # registered ready before the first dequeue
+    heartbeat.start()
+    if ready is not None:
+        ready.set()
+    try:
+        worker.work(burst=burst, logging_level=None, with_scheduler=False)
+    finally:
+        heartbeat.stop()
+        jobs.unregister_worker(redis, settings, runtime.worker_name)
+        log.info("worker %s stopped", runtime.worker_name)
+    return 0
+
+
+def build_runtime(
+    settings: Settings, redis: Redis, name: str, editor: Any | None = None, store: Store | None = None
+) -> Runtime:
+    """Load the models once and warm up (unless an editor is given, as tests do)."""
+    model: dict = {"model": "injected", "is_demo": False, "device": "cpu"}
+    if editor is None:
+        editor, model = load_editor(settings)
+    return Runtime(
+        settings=settings,
+        redis=redis,
+        store=store or make_store(settings),
+        editor=editor,
+        worker_name=name,
+        model=model,
+    )
+
+
+def load_editor(settings: Settings) -> tuple[Any, dict]:
+    import engine  # torch comes in here, and only in worker processes
+
+    spec = settings.model or "demo"
+    t0 = time.monotonic()
+    models = engine.load_models(spec, device=settings.device, dtype=settings.dtype)
+    model = {"model": str(models.model_id), "is_demo": bool(models.is_demo), "device": str(models.device)}
+    if models.is_demo:
+        log.warning(
+            "!!! DEMO MODEL: tiny random weights (%s). Outputs are noise-like and prove only the machinery. "
+            "Set DIFFEDITOR_MODEL to real SD1.5 weights for real edits. !!!",
+            spec,
+        )
+    editor = engine.Editor(models, cache_bytes=settings.inversion_cache_mb * 2**20)
+    log.info("loaded model %s on %s in %.1fs", model["model"], model["device"], time.monotonic() - t0)
+    t1 = time.monotonic()
+    warm_up(editor)
+    log.info("warm-up edit done in %.1fs", time.monotonic() - t1)
+    return editor, model
+
+
+def warm_up(editor: Any) -> None:
+    """A tiny edit through the pipeline, so the first real job does not pay for lazy setup (CUDA
+    context, kernels, allocator pools). On a GPU it includes the guidance backward pass; on a CPU
+    it skips it (nothing to warm there, and it costs seconds on the demo model)."""
+    from PIL import Image, ImageDraw
+
+    import engine
+    from diffeditor.tasks import MoveParams
+
+    image = Image.new("RGB", (64, 64), (120, 140, 160))
+    mask = Image.new("L", (64, 64), 0)
+    ImageDraw.Draw(mask).rectangle((20, 20, 40, 40), fill=255)
+    on_gpu = getattr(getattr(editor, "device", None), "type", "cpu") == "cuda"
+    params = MoveParams(offset=[8, 0], steps=4, max_resolution=64, seed=0, guidance_strength=0.5 if on_gpu else 0.0)
+    editor.edit(engine.MoveRequest(image=image, mask=mask, params=params), progress=lambda *a: None)
+
+
+__all__ = ["EditRunner", "EditWorker", "Heartbeat", "build_runtime", "run_worker", "warm_up"]
