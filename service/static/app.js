@@ -1,0 +1,1134 @@
+// The editor page: wires the controls, the drawing stages and the /v1 API together.
+// Everything sent to the API is in the uploaded image's own pixels (see stage.js).
+
+import { Api, ApiError, storeKey } from "./api.js";
+import { buildParamFields, collectParamValues, dirtyValues, labelFor, rangeOf } from "./params.js";
+import { clearRecent, loadRecent, thumbnail, upsertRecent } from "./recent.js";
+import { Stage } from "./stage.js";
+
+const $ = (id) => document.getElementById(id);
+const api = new Api();
+
+// Used only until GET /v1/tasks answers (or if it cannot): the same table as diffeditor/tasks.py.
+const FALLBACK_FILES = {
+  move: { required: ["image", "mask"], optional: ["region_mask", "image_prompt"] },
+  drag: { required: ["image", "mask"], optional: ["image_prompt"] },
+  landmark: { required: ["image"], optional: ["image_prompt"] },
+  appearance: { required: ["image", "mask", "reference", "reference_mask"], optional: ["image_prompt"] },
+  paste: { required: ["image", "reference", "reference_mask"], optional: ["image_prompt"] },
+};
+
+const TASK_HINTS = {
+  move: "Paint over the object with the Brush, then pick “Drag object” and drag it to its new place. The scale slider resizes it.",
+  drag: "Paint the area that may change, then pick Points: click a handle, then where it should go. Add as many pairs as you like.",
+  landmark: "Pick Points: click a face landmark (an eye corner, the chin…), then where it should move.",
+  appearance: "Paint the area to restyle on the image, then upload a reference and paint the part whose look to copy.",
+  paste: "Upload a reference and paint the object to paste on it, then drag on the image to place it. The scale slider resizes it.",
+};
+
+const DEFAULT_TOOL = { move: "brush", drag: "brush", landmark: "points", appearance: "brush", paste: "move" };
+const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
+const POLL_MS = 400;
+
+const state = {
+  info: null,
+  tasks: {}, // name -> {description, files, schema}
+  task: "move",
+  image: null, // Blob sent as `image`
+  imageName: "image.png",
+  imageUrl: null,
+  reference: null,
+  referenceName: "reference.png",
+  points: [], // [[x1, y1, x2, y2]] in image pixels
+  pending: null, // a handle waiting for its target
+  offsetAtDragStart: null,
+  objectCut: null, // cached masked object / reference for the move & paste previews
+  job: null, // {id, task, originalUrl}
+  pollGen: 0,
+  resultBlob: null,
+  resultUrl: null,
+  resultSeed: null,
+};
+
+const mainStage = new Stage($("main-stage"), { object: "rgb(255, 45, 85)", region: "rgb(30, 190, 110)" });
+const refStage = new Stage($("reference-stage"), { reference: "rgb(255, 45, 85)" });
+refStage.setTool("brush");
+
+// ---------------------------------------------------------------- server info, key, tasks
+
+async function connect() {
+  const status = $("server-status");
+  status.classList.remove("is-error");
+  try {
+    state.info = await api.info();
+  } catch (err) {
+    if (err.status === 401 || err.status === 403) {
+      status.textContent = "An API key is needed.";
+      showAuth(err.message);
+      return;
+    }
+    status.textContent = err.status === 0 ? "Cannot reach the server." : `Server error: ${err.message}`;
+    status.classList.add("is-error");
+    return;
+  }
+  const info = state.info;
+  $("demo-notice").hidden = !info.demo_model;
+  $("auth-toggle").hidden = !info.auth_required;
+  if (info.auth_required && !api.key) showAuth("This server requires an API key.");
+  status.textContent = `Connected${info.version ? ` · v${info.version}` : ""}${info.demo_model ? " · demo model" : ""}`;
+  await loadTasks();
+}
+
+async function loadTasks() {
+  try {
+    const data = await api.tasks();
+    const list = Array.isArray(data) ? data : data.tasks || [];
+    for (const t of list) {
+      state.tasks[t.name] = { description: t.description || "", files: t.files, schema: t.params_schema };
+    }
+  } catch (err) {
+    showApiError(err);
+  }
+  setTask(state.task, { force: true });
+}
+
+function showAuth(message = "") {
+  $("auth").hidden = false;
+  $("auth-toggle").hidden = false;
+  $("auth-toggle").setAttribute("aria-expanded", "true");
+  $("api-key").value = api.key;
+  $("api-key-error").textContent = message;
+}
+
+$("auth-toggle").addEventListener("click", () => {
+  const open = $("auth").hidden;
+  $("auth").hidden = !open;
+  $("auth-toggle").setAttribute("aria-expanded", String(open));
+  if (open) $("api-key").focus();
+});
+
+$("api-key-save").addEventListener("click", async () => {
+  api.key = $("api-key").value.trim();
+  storeKey(api.key);
+  $("api-key-error").textContent = api.key ? "" : "Enter a key first.";
+  if (!api.key) return;
+  $("api-key-hint").textContent = "Key saved in this browser.";
+  clearErrors();
+  if (!state.info) await connect();
+  else if (!Object.keys(state.tasks).length) await loadTasks();
+});
+
+$("api-key-forget").addEventListener("click", () => {
+  api.key = "";
+  storeKey("");
+  $("api-key").value = "";
+  $("api-key-hint").textContent = "Key removed from this browser.";
+});
+
+// ---------------------------------------------------------------- task switching
+
+function filesFor(task) {
+  return (state.tasks[task] && state.tasks[task].files) || FALLBACK_FILES[task];
+}
+
+function needsFile(task, name) {
+  const f = filesFor(task);
+  return f.required.includes(name) || f.optional.includes(name);
+}
+
+function schemaProps(task) {
+  const t = state.tasks[task];
+  return (t && t.schema && t.schema.properties) || {};
+}
+
+function setTask(task, { force = false } = {}) {
+  if (!FALLBACK_FILES[task]) task = "move";
+  if (task === state.task && !force) return;
+  const keep = dirtyValues($("main-params"), $("advanced-params"));
+  state.task = task;
+  try {
+    localStorage.setItem("diffeditor.task", task);
+  } catch {
+    // No storage: the task is not remembered, nothing else changes.
+  }
+  const radio = document.querySelector(`input[name="task"][value="${task}"]`);
+  if (radio) radio.checked = true;
+  for (const el of document.querySelectorAll("[data-tasks]")) {
+    el.hidden = !el.dataset.tasks.split(" ").includes(task);
+  }
+  $("task-description").textContent = (state.tasks[task] && plainDescription(state.tasks[task].description)) || "";
+  $("marks-hint").textContent = TASK_HINTS[task];
+  document.querySelector(".tool-move-label").textContent = task === "paste" ? "Place object" : "Drag object";
+  if (task !== "move") setMaskLayer("object");
+
+  const props = schemaProps(task);
+  applyDefault($("prompt"), props.prompt);
+  applyDefault($("reference_prompt"), props.reference_prompt);
+  applyRange($("steps"), props.steps, state.info && state.info.limits && state.info.limits.max_steps);
+  applyRange($("seed"), props.seed);
+  const scale = rangeOf(props.scale);
+  for (const el of [$("scale"), $("scale-range")]) {
+    if (scale.min !== undefined) el.min = scale.min;
+    if (scale.max !== undefined) el.max = scale.max;
+  }
+  if (!$("scale").dataset.dirty || Number($("scale").value) > Number($("scale").max)) {
+    setScale(scale.default ?? 1);
+  }
+  buildParamFields(state.tasks[task] && state.tasks[task].schema, $("main-params"), $("advanced-params"), keep);
+  selectTool(DEFAULT_TOOL[task]);
+  clearErrors();
+  invalidateCut();
+  renderOverlay();
+}
+
+// Schema descriptions cite the algorithm document ("§8.1"); people need only the first sentence.
+function plainDescription(text) {
+  const first = text.split(/(?<=\.)\s/)[0];
+  return first.replace(/\s*\(§[^)]*\)/g, "").replace(/`/g, "");
+}
+
+function applyDefault(input, prop) {
+  if (!prop || input.dataset.dirty) return;
+  input.value = prop.default ?? "";
+}
+
+function applyRange(input, prop, cap) {
+  if (!prop) return;
+  const r = rangeOf(prop);
+  if (r.min !== undefined) input.min = r.min;
+  const max = cap !== undefined && r.max !== undefined ? Math.min(cap, r.max) : (r.max ?? cap);
+  if (max !== undefined) input.max = max;
+  if (!input.dataset.dirty && r.default !== undefined && r.default !== null) input.value = r.default;
+}
+
+for (const input of [$("prompt"), $("reference_prompt"), $("steps"), $("seed"), $("scale")]) {
+  input.addEventListener("input", () => {
+    input.dataset.dirty = "1";
+  });
+}
+
+for (const radio of document.querySelectorAll('input[name="task"]')) {
+  radio.addEventListener("change", () => setTask(radio.value));
+}
+
+$("reset-settings").addEventListener("click", () => {
+  for (const input of document.querySelectorAll("[data-dirty]")) delete input.dataset.dirty;
+  $("main-params").replaceChildren();
+  $("advanced-params").replaceChildren();
+  setTask(state.task, { force: true });
+});
+
+// ---------------------------------------------------------------- tools, masks, points, offset
+
+function selectTool(tool) {
+  let radio = document.querySelector(`input[name="main-tool"][value="${tool}"]`);
+  if (!radio || radio.closest("[hidden]")) {
+    radio = [...document.querySelectorAll('input[name="main-tool"]')].find((r) => !r.closest("[hidden]"));
+  }
+  if (!radio) {
+    mainStage.setTool("none");
+    return;
+  }
+  radio.checked = true;
+  mainStage.setTool(radio.value);
+  updateStageHint();
+}
+
+for (const radio of document.querySelectorAll('input[name="main-tool"]')) {
+  radio.addEventListener("change", () => {
+    mainStage.setTool(radio.value);
+    updateStageHint();
+  });
+}
+
+function updateStageHint() {
+  const words = {
+    brush: "Brush: paint the mask by dragging on the image.",
+    eraser: "Eraser: drag to remove parts of the mask.",
+    move: state.task === "paste" ? "Drag on the image to place the pasted object." : "Drag the object to its new place.",
+    points: state.pending
+      ? `Handle set at (${Math.round(state.pending.x)}, ${Math.round(state.pending.y)}): now click its target. Esc cancels.`
+      : "Points: click a handle, then its target.",
+    none: "",
+  };
+  $("stage-hint").textContent = mainStage.hasImage ? words[mainStage.tool] || "" : "";
+}
+
+function setMaskLayer(name) {
+  $("mask-layer").value = name;
+  mainStage.activeMask = mainStage.masks[name];
+  updateMaskButtons();
+}
+
+$("mask-layer").addEventListener("change", () => setMaskLayer($("mask-layer").value));
+
+function bindBrushSize(rangeId, outId, stage) {
+  $(rangeId).addEventListener("input", () => {
+    stage.brushSize = Number($(rangeId).value);
+    $(outId).textContent = $(rangeId).value;
+  });
+}
+bindBrushSize("brush-size", "brush-size-out", mainStage);
+bindBrushSize("ref-brush-size", "ref-brush-size-out", refStage);
+
+// Brush sizes in image pixels, so a sensible start depends on the image's size.
+function fitBrush(stage, rangeId, outId) {
+  const side = Math.max(stage.width, stage.height);
+  const range = $(rangeId);
+  range.max = Math.max(8, Math.round(side / 3));
+  range.value = Math.max(2, Math.round(side / 16));
+  stage.brushSize = Number(range.value);
+  $(outId).textContent = range.value;
+}
+
+function bindMaskButtons(prefix, getLayer) {
+  $(`${prefix}-undo`).addEventListener("click", () => getLayer().undo());
+  $(`${prefix}-clear`).addEventListener("click", () => getLayer().clear());
+  $(`${prefix}-fill`).addEventListener("click", () => getLayer().fill());
+  $(`${prefix}-invert`).addEventListener("click", () => getLayer().invert());
+}
+bindMaskButtons("mask", () => mainStage.activeMask);
+bindMaskButtons("ref-mask", () => refStage.masks.reference);
+
+function updateMaskButtons() {
+  const layer = mainStage.activeMask;
+  $("mask-undo").disabled = !layer || !layer.canUndo();
+  for (const id of ["mask-clear", "mask-fill", "mask-invert"]) $(id).disabled = !mainStage.hasImage;
+  const ref = refStage.masks.reference;
+  $("ref-mask-undo").disabled = !ref.canUndo();
+  for (const id of ["ref-mask-clear", "ref-mask-fill", "ref-mask-invert"]) $(id).disabled = !refStage.hasImage;
+  if (mainStage.hasImage && layer) {
+    const pct = layer.coverage() * 100;
+    $("mask-coverage").textContent = pct > 0 ? `Mask covers ${pct < 1 ? "<1" : Math.round(pct)}% of the image.` : "Mask is empty.";
+  } else {
+    $("mask-coverage").textContent = "";
+  }
+}
+
+for (const layer of Object.values(mainStage.masks)) {
+  layer.onchange = () => {
+    updateMaskButtons();
+    invalidateCut();
+    renderOverlay();
+  };
+}
+refStage.masks.reference.onchange = () => {
+  updateMaskButtons();
+  invalidateCut();
+  renderOverlay();
+};
+
+for (const radio of document.querySelectorAll('input[name="ref-tool"]')) {
+  radio.addEventListener("change", () => refStage.setTool(radio.value));
+}
+
+// Points: a click sets a handle, the next click its target.
+mainStage.addEventListener("point", (e) => {
+  const p = { x: Math.round(e.detail.x), y: Math.round(e.detail.y) };
+  if (state.pending) {
+    state.points.push([state.pending.x, state.pending.y, p.x, p.y]);
+    state.pending = null;
+    renderPointsList();
+  } else {
+    state.pending = p;
+  }
+  clearFieldError("points");
+  renderOverlay();
+  updateStageHint();
+});
+
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && state.pending) {
+    state.pending = null;
+    renderOverlay();
+    updateStageHint();
+  }
+});
+
+function renderPointsList() {
+  const list = $("points-list");
+  list.replaceChildren();
+  const names = [
+    ["Handle x", 0],
+    ["Handle y", 1],
+    ["Target x", 2],
+    ["Target y", 3],
+  ];
+  state.points.forEach((pair, i) => {
+    const li = document.createElement("li");
+    li.dataset.index = String(i);
+    const no = document.createElement("span");
+    no.className = "pair-no";
+    no.textContent = `${i + 1}`;
+    no.setAttribute("aria-hidden", "true");
+    li.append(no);
+    for (const [label, k] of names) {
+      const id = `point-${i}-${k}`;
+      const wrap = document.createElement("div");
+      const lab = document.createElement("label");
+      lab.htmlFor = id;
+      lab.innerHTML = `${label}<span class="sr-only"> of pair ${i + 1}</span>`;
+      const input = document.createElement("input");
+      input.type = "number";
+      input.id = id;
+      input.step = "1";
+      input.min = "0";
+      input.inputMode = "numeric";
+      input.value = String(pair[k]);
+      input.addEventListener("input", () => {
+        if (input.value.trim() === "") return;
+        state.points[i][k] = Number(input.value);
+        renderOverlay();
+      });
+      wrap.append(lab, input);
+      li.append(wrap);
+    }
+    const rm = document.createElement("button");
+    rm.type = "button";
+    rm.className = "pair-remove";
+    rm.textContent = "Remove";
+    rm.setAttribute("aria-label", `Remove pair ${i + 1}`);
+    rm.addEventListener("click", () => {
+      state.points.splice(i, 1);
+      renderPointsList();
+      renderOverlay();
+      const next = $("points-list").querySelector("button") || $("points-add");
+      next.focus();
+    });
+    li.append(rm);
+    list.append(li);
+  });
+  $("points-clear").disabled = state.points.length === 0;
+}
+
+$("points-add").addEventListener("click", () => {
+  if (!mainStage.hasImage) {
+    showFieldError("points", "Upload an image first.");
+    return;
+  }
+  const w = mainStage.width;
+  const h = mainStage.height;
+  const cx = Math.round(w / 2);
+  const cy = Math.round(h / 2);
+  state.points.push([cx, cy, Math.min(w - 1, cx + Math.round(w / 8)), cy]);
+  renderPointsList();
+  renderOverlay();
+  $(`point-${state.points.length - 1}-0`).focus();
+});
+
+$("points-clear").addEventListener("click", () => {
+  state.points = [];
+  state.pending = null;
+  renderPointsList();
+  renderOverlay();
+  updateStageHint();
+});
+
+// Offset by dragging: the drag adds to the offset the object already has.
+function getOffset() {
+  return [Number($("offset-dx").value) || 0, Number($("offset-dy").value) || 0];
+}
+
+function setOffset(dx, dy) {
+  $("offset-dx").value = String(Math.round(dx));
+  $("offset-dy").value = String(Math.round(dy));
+  clearFieldError("offset");
+  renderOverlay();
+}
+
+mainStage.addEventListener("vectorstart", () => {
+  state.offsetAtDragStart = getOffset();
+});
+for (const type of ["vector", "vectorend"]) {
+  mainStage.addEventListener(type, (e) => {
+    const [bx, by] = state.offsetAtDragStart || [0, 0];
+    setOffset(bx + e.detail.dx, by + e.detail.dy);
+  });
+}
+for (const id of ["offset-dx", "offset-dy"]) $(id).addEventListener("input", renderOverlay);
+$("offset-reset").addEventListener("click", () => setOffset(0, 0));
+
+function setScale(v) {
+  const n = Number(v);
+  $("scale").value = String(n);
+  $("scale-range").value = String(n);
+  $("scale-out").textContent = n.toFixed(2);
+  renderOverlay();
+}
+$("scale-range").addEventListener("input", () => {
+  $("scale").dataset.dirty = "1";
+  setScale($("scale-range").value);
+});
+$("scale").addEventListener("input", () => {
+  if ($("scale").value.trim() === "") return;
+  $("scale-range").value = $("scale").value;
+  $("scale-out").textContent = Number($("scale").value).toFixed(2);
+  renderOverlay();
+});
+
+mainStage.addEventListener("resize", renderOverlay);
+
+// ---------------------------------------------------------------- previews on the stage
+
+function invalidateCut() {
+  state.objectCut = null;
+}
+
+// The masked object (move) or the masked reference stretched to the image (paste), cached.
+function objectCut() {
+  if (state.objectCut) return state.objectCut;
+  const w = mainStage.width;
+  const h = mainStage.height;
+  let source;
+  let mask;
+  if (state.task === "move") {
+    source = mainStage.base;
+    mask = mainStage.masks.object;
+  } else if (state.task === "paste" && refStage.hasImage) {
+    source = refStage.base;
+    mask = refStage.masks.reference;
+  } else {
+    return null;
+  }
+  const box = maskBox(mask);
+  if (!box) return null;
+  const c = document.createElement("canvas");
+  c.width = w;
+  c.height = h;
+  const ctx = c.getContext("2d");
+  ctx.drawImage(source, 0, 0, w, h);
+  ctx.globalCompositeOperation = "destination-in";
+  ctx.drawImage(mask.canvas, 0, 0, w, h);
+  const kx = w / mask.width;
+  const ky = h / mask.height;
+  state.objectCut = { canvas: c, cx: box.cx * kx, cy: box.cy * ky };
+  return state.objectCut;
+}
+
+function maskBox(layer) {
+  if (!layer.width) return null;
+  const px = layer.ctx.getImageData(0, 0, layer.width, layer.height).data;
+  let x0 = Infinity;
+  let y0 = Infinity;
+  let x1 = -1;
+  let y1 = -1;
+  for (let y = 0; y < layer.height; y++) {
+    for (let x = 0; x < layer.width; x++) {
+      if (px[(y * layer.width + x) * 4 + 3] >= 128) {
+        if (x < x0) x0 = x;
+        if (x > x1) x1 = x;
+        if (y < y0) y0 = y;
+        if (y > y1) y1 = y;
+      }
+    }
+  }
+  return x1 < 0 ? null : { cx: (x0 + x1) / 2, cy: (y0 + y1) / 2 };
+}
+
+function renderOverlay() {
+  if (!mainStage.hasImage) return;
+  const task = state.task;
+  mainStage.clearGhost();
+  if (task === "drag" || task === "landmark") {
+    mainStage.drawPoints(state.points, state.pending);
+    return;
+  }
+  if (task !== "move" && task !== "paste") {
+    mainStage.drawPoints([], null);
+    return;
+  }
+  const [dx, dy] = getOffset();
+  const r = Number($("scale").value) || 1;
+  const cut = objectCut();
+  if (!cut) {
+    mainStage.drawVector(0, 0, 0, 0);
+    return;
+  }
+  const C = { x: mainStage.width / 2, y: mainStage.height / 2 };
+  const ctx = mainStage.ghost.getContext("2d");
+  ctx.save();
+  // Where the engine puts the object: move shifts then scales about the centre; paste scales
+  // about the centre then shifts (algorithm §8.1, §8.5).
+  if (task === "move") {
+    ctx.translate(C.x, C.y);
+    ctx.scale(r, r);
+    ctx.translate(-C.x + dx, -C.y + dy);
+  } else {
+    ctx.translate(C.x + dx, C.y + dy);
+    ctx.scale(r, r);
+    ctx.translate(-C.x, -C.y);
+  }
+  if (task === "paste" || dx !== 0 || dy !== 0 || r !== 1) ctx.drawImage(cut.canvas, 0, 0);
+  ctx.restore();
+  if (task === "move") {
+    const tx = C.x + r * (cut.cx + dx - C.x);
+    const ty = C.y + r * (cut.cy + dy - C.y);
+    mainStage.drawVector(cut.cx, cut.cy, tx - cut.cx, ty - cut.cy);
+  } else {
+    const sx = C.x + r * (cut.cx - C.x);
+    const sy = C.y + r * (cut.cy - C.y);
+    mainStage.drawVector(sx, sy, dx, dy);
+  }
+}
+
+// ---------------------------------------------------------------- uploads
+
+function loadImage(blob) {
+  return new Promise((resolve, reject) => {
+    const url = URL.createObjectURL(blob);
+    const img = new Image();
+    img.onload = () => resolve({ img, url });
+    img.onerror = () => {
+      URL.revokeObjectURL(url);
+      reject(new Error("not an image"));
+    };
+    img.src = url;
+  });
+}
+
+const NOT_AN_IMAGE = "This file cannot be opened as an image. Use a PNG, JPEG or WebP file.";
+
+async function setMainImage(blob, name) {
+  clearFieldError("image");
+  let loaded;
+  try {
+    loaded = await loadImage(blob);
+  } catch {
+    showFieldError("image", NOT_AN_IMAGE);
+    return false;
+  }
+  if (state.imageUrl && state.imageUrl !== (state.job && state.job.originalUrl)) URL.revokeObjectURL(state.imageUrl);
+  state.image = blob;
+  state.imageName = name || "image.png";
+  state.imageUrl = loaded.url;
+  mainStage.setImage(loaded.img);
+  $("stage-placeholder").hidden = true;
+  $("image-name").textContent = `${state.imageName} · ${mainStage.width}×${mainStage.height}`;
+  state.points = [];
+  state.pending = null;
+  $("offset-dx").value = "0";
+  $("offset-dy").value = "0";
+  fitBrush(mainStage, "brush-size", "brush-size-out");
+  renderPointsList();
+  invalidateCut();
+  updateMaskButtons();
+  renderOverlay();
+  updateStageHint();
+  return true;
+}
+
+async function setReference(blob, name) {
+  clearFieldError("reference");
+  let loaded;
+  try {
+    loaded = await loadImage(blob);
+  } catch {
+    showFieldError("reference", NOT_AN_IMAGE);
+    return;
+  }
+  state.reference = blob;
+  state.referenceName = name || "reference.png";
+  refStage.setImage(loaded.img);
+  $("reference-placeholder").hidden = true;
+  URL.revokeObjectURL(loaded.url);
+  $("reference-name").textContent = `${state.referenceName} · ${refStage.width}×${refStage.height}`;
+  fitBrush(refStage, "ref-brush-size", "ref-brush-size-out");
+  invalidateCut();
+  updateMaskButtons();
+  renderOverlay();
+}
+
+$("image-file").addEventListener("change", () => {
+  const f = $("image-file").files[0];
+  if (f) setMainImage(f, f.name);
+});
+$("reference-file").addEventListener("change", () => {
+  const f = $("reference-file").files[0];
+  if (f) setReference(f, f.name);
+});
+
+function dropTarget(el, onFile) {
+  el.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    el.classList.add("is-over");
+  });
+  el.addEventListener("dragleave", () => el.classList.remove("is-over"));
+  el.addEventListener("drop", (e) => {
+    e.preventDefault();
+    e.stopPropagation();
+    el.classList.remove("is-over");
+    const f = e.dataTransfer && e.dataTransfer.files[0];
+    if (f) onFile(f, f.name);
+  });
+}
+dropTarget($("image-drop"), setMainImage);
+dropTarget($("main-stage"), setMainImage);
+dropTarget($("reference-drop"), setReference);
+dropTarget($("reference-stage"), setReference);
+// A file dropped elsewhere must not navigate away from the page (and lose the work).
+window.addEventListener("dragover", (e) => e.preventDefault());
+window.addEventListener("drop", (e) => e.preventDefault());
+
+// ---------------------------------------------------------------- errors next to fields
+
+// Which control shows as invalid for each API field name.
+const CONTROL_FOR = {
+  image: "image-drop",
+  mask: "main-stage",
+  region_mask: "main-stage",
+  reference: "reference-drop",
+  reference_mask: "reference-stage",
+  image_prompt: "image-prompt-file",
+  points: "points-list",
+  offset: "offset-dx",
+  scale: "scale",
+  seed: "seed",
+  steps: "steps",
+  prompt: "prompt",
+  reference_prompt: "reference_prompt",
+  task: "task-picker",
+};
+
+const FIELD_WORDS = {
+  image: "Image",
+  mask: "Mask",
+  region_mask: "Fill hint mask",
+  reference: "Reference image",
+  reference_mask: "Reference mask",
+  image_prompt: "Image prompt",
+  points: "Points",
+  offset: "Offset",
+  scale: "Scale",
+  seed: "Seed",
+  steps: "Steps",
+  prompt: "Prompt",
+  reference_prompt: "Reference prompt",
+  task: "Task",
+};
+
+function fieldKey(field) {
+  if (!field) return null;
+  return String(field)
+    .replace(/^params\./, "")
+    .split(".")[0];
+}
+
+// The server's words, made friendlier for the mistakes people make most.
+function friendlyMessage(err, key) {
+  const msg = err.message || "";
+  const missing = err.code === "missing_field" || err.code === "missing_file" || /required|missing/i.test(msg);
+  const empty = /empty/i.test(err.code || "") || /empty/i.test(msg);
+  if (key === "image" && missing) return "Choose an image to edit first.";
+  if (key === "reference" && missing) return "Upload a reference image.";
+  if (key === "points" && (missing || /at least 1/i.test(msg))) {
+    return "Place at least one handle → target pair: pick Points and click the image twice.";
+  }
+  if (key === "offset" && missing) return "Set where the object goes: drag it on the image or type an offset.";
+  if (key === "mask" && empty) return "The mask is empty: paint over the part of the image to edit.";
+  if (key === "mask" && missing) return "Paint a mask on the image first.";
+  if (key === "reference_mask" && empty) return "The reference mask is empty: paint the object on the reference image.";
+  if (key === "reference_mask" && missing) return "Paint the object on the reference image.";
+  let text = msg;
+  if (err.field && text.startsWith(`${err.field}: `)) text = text.slice(err.field.length + 2);
+  return text ? text.charAt(0).toUpperCase() + text.slice(1) : "Something went wrong.";
+}
+
+function errorSlot(key) {
+  if (!key) return null;
+  const slot = document.querySelector(`[data-error-for="${CSS.escape(key)}"]`);
+  return slot && !slot.closest("[hidden]") ? slot : null;
+}
+
+function showFieldError(key, message, field = key) {
+  const slot = errorSlot(key);
+  if (!slot) {
+    $("form-error").textContent = message;
+    return;
+  }
+  const details = slot.closest("details");
+  if (details) details.open = true;
+  slot.textContent = message;
+  const control = $(CONTROL_FOR[key] || `param-${key}`);
+  if (control) {
+    control.classList.add("is-invalid");
+    if (control.matches("input, select, textarea")) control.setAttribute("aria-invalid", "true");
+  }
+  if (key === "points") {
+    const idx = String(field).split(".")[1];
+    const row = idx !== undefined && $("points-list").querySelector(`li[data-index="${CSS.escape(idx)}"]`);
+    if (row) row.classList.add("is-invalid");
+  }
+  const words = FIELD_WORDS[key] || labelFor(key);
+  $("form-error").textContent = `Check “${words}”: ${message}`;
+}
+
+function clearFieldError(key) {
+  const slot = document.querySelector(`[data-error-for="${CSS.escape(key)}"]`);
+  if (slot) slot.textContent = "";
+  const control = $(CONTROL_FOR[key] || `param-${key}`);
+  if (control) {
+    control.classList.remove("is-invalid");
+    control.removeAttribute("aria-invalid");
+  }
+}
+
+function clearErrors() {
+  for (const slot of document.querySelectorAll("[data-error-for]")) {
+    if (slot.dataset.errorFor !== "auth") slot.textContent = "";
+  }
+  for (const el of document.querySelectorAll(".is-invalid")) el.classList.remove("is-invalid");
+  for (const el of document.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+}
+
+function showApiError(err, where = null) {
+  if (!(err instanceof ApiError)) err = new ApiError(0, "client", String(err && err.message ? err.message : err));
+  if (err.status === 401 || err.status === 403) {
+    showAuth(err.status === 401 ? "This server needs an API key: enter it here." : `The key was refused: ${err.message}`);
+    $("form-error").textContent = "An API key is needed: enter it at the top of the page.";
+    $("api-key").focus();
+    return;
+  }
+  const key = fieldKey(err.field);
+  const message = friendlyMessage(err, key);
+  if (key && errorSlot(key)) {
+    showFieldError(key, message, err.field);
+    return;
+  }
+  const box = where || $("form-error");
+  box.textContent = key ? `${FIELD_WORDS[key] || labelFor(key)}: ${message}` : message;
+}
+
+// ---------------------------------------------------------------- submit
+
+function buildParams() {
+  const task = state.task;
+  const params = { task, ...collectParamValues($("main-params"), $("advanced-params")) };
+  params.prompt = $("prompt").value;
+  if (needsField(task, "reference_prompt")) params.reference_prompt = $("reference_prompt").value;
+  if ($("steps").value.trim() !== "") params.steps = Number($("steps").value);
+  if (!$("seed-random").checked) {
+    if ($("seed").value.trim() === "") return { error: ["seed", "Enter a seed or tick “Random”."] };
+    params.seed = Number($("seed").value);
+  }
+  if (task === "move" || task === "paste") {
+    params.offset = getOffset();
+    if ($("scale").value.trim() !== "") params.scale = Number($("scale").value);
+  }
+  if (task === "drag" || task === "landmark") params.points = state.points.map((p) => p.map(Number));
+  return { params };
+}
+
+function needsField(task, name) {
+  const props = schemaProps(task);
+  if (Object.keys(props).length) return name in props;
+  return name === "reference_prompt" ? task === "appearance" || task === "paste" : true;
+}
+
+async function buildForm(params) {
+  const task = state.task;
+  const fd = new FormData();
+  fd.append("params", JSON.stringify(params));
+  // Missing inputs are left out on purpose: the API names what is missing and the page shows it.
+  if (state.image) fd.append("image", state.image, state.imageName);
+  if (needsFile(task, "mask") && mainStage.hasImage) {
+    fd.append("mask", await mainStage.masks.object.toPngBlob(), "mask.png");
+  }
+  if (needsFile(task, "region_mask") && mainStage.hasImage && mainStage.masks.region.coverage() > 0) {
+    fd.append("region_mask", await mainStage.masks.region.toPngBlob(), "region_mask.png");
+  }
+  if (needsFile(task, "reference") && state.reference) fd.append("reference", state.reference, state.referenceName);
+  if (needsFile(task, "reference_mask") && refStage.hasImage) {
+    fd.append("reference_mask", await refStage.masks.reference.toPngBlob(), "reference_mask.png");
+  }
+  const ip = $("image-prompt-file").files[0];
+  if (ip && needsFile(task, "image_prompt")) fd.append("image_prompt", ip, ip.name);
+  return fd;
+}
+
+$("submit").addEventListener("click", submit);
+
+async function submit() {
+  clearErrors();
+  $("form-error").textContent = "";
+  const built = buildParams();
+  if (built.error) {
+    showFieldError(...built.error);
+    return;
+  }
+  const btn = $("submit");
+  btn.disabled = true;
+  btn.textContent = "Sending…";
+  try {
+    const fd = await buildForm(built.params);
+    const job = await api.submit(fd);
+    startJob(job, { originalUrl: state.imageUrl });
+    $("job").scrollIntoView({ behavior: "smooth", block: "nearest" });
+  } catch (err) {
+    showApiError(err);
+  } finally {
+    btn.disabled = false;
+    btn.textContent = "Run edit";
+  }
+}
+
+// ---------------------------------------------------------------- job progress
+
+function startJob(job, { originalUrl = null } = {}) {
+  state.job = { id: job.id, task: job.task || state.task, originalUrl };
+  state.pollGen += 1;
+  upsertRecent({ id: job.id, task: state.job.task, created: Date.now(), status: job.status });
+  renderRecent();
+  $("job").hidden = false;
+  $("job-id").textContent = job.id.slice(0, 8);
+  $("job-id").title = job.id;
+  $("job-error").textContent = "";
+  $("job-cancel").disabled = false;
+  $("result").hidden = true;
+  showJob(job);
+  if (!TERMINAL.has(job.status)) schedulePoll(state.pollGen);
+}
+
+function schedulePoll(gen, delay = POLL_MS) {
+  setTimeout(() => poll(gen), delay);
+}
+
+async function poll(gen) {
+  if (gen !== state.pollGen || !state.job) return;
+  try {
+    const job = await api.status(state.job.id);
+    if (gen !== state.pollGen) return;
+    showJob(job);
+    if (!TERMINAL.has(job.status)) schedulePoll(gen);
+  } catch (err) {
+    if (gen !== state.pollGen) return;
+    if (err.status === 404) {
+      $("job-status").textContent = "This edit is no longer on the server (expired).";
+      upsertRecent({ id: state.job.id, status: "expired" });
+      renderRecent();
+      $("job-cancel").disabled = true;
+      return;
+    }
+    if (err.status === 401 || err.status === 403) {
+      showApiError(err, $("job-error"));
+      return;
+    }
+    $("job-error").textContent = `${err.message} Retrying…`;
+    schedulePoll(gen, 2000);
+  }
+}
+
+function stageWords(stage) {
+  if (!stage) return "Working";
+  const s = String(stage).replace(/[_-]+/g, " ");
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+function showJob(job) {
+  const status = $("job-status");
+  const bar = $("job-progress");
+  $("job-error").textContent = "";
+  $("job").dataset.status = job.status;
+  if (job.status === "queued") {
+    const pos = job.position;
+    status.textContent =
+      pos === null || pos === undefined
+        ? "Queued."
+        : pos === 0
+          ? "Queued: next in line."
+          : `Queued: ${pos} edit${pos === 1 ? "" : "s"} ahead of yours.`;
+    bar.removeAttribute("value");
+  } else if (job.status === "running") {
+    const p = job.progress;
+    if (p && p.total) {
+      status.textContent = `${stageWords(p.stage)}: step ${p.step} of ${p.total}`;
+      bar.max = p.total;
+      bar.value = p.step;
+    } else {
+      status.textContent = "Running: starting…";
+      bar.removeAttribute("value");
+    }
+  } else if (job.status === "succeeded") {
+    status.textContent = `Done${durationWords(job)}.`;
+    bar.max = 1;
+    bar.value = 1;
+  } else if (job.status === "failed") {
+    status.textContent = "Failed.";
+    bar.max = 1;
+    bar.value = 0;
+    const e = job.error || {};
+    $("job-error").textContent = e.message ? friendlyMessage(new ApiError(0, e.code, e.message, e.field), fieldKey(e.field)) : "The edit failed.";
+  } else if (job.status === "canceled") {
+    status.textContent = "Canceled.";
+    bar.max = 1;
+    bar.value = 0;
+  }
+  $("job-cancel").disabled = TERMINAL.has(job.status);
+  if (TERMINAL.has(job.status)) {
+    upsertRecent({ id: job.id, status: job.status, seed: job.params ? job.params.seed : undefined });
+    renderRecent();
+    if (job.status === "succeeded") showResult(job);
+  }
+}
+
+function durationWords(job) {
+  if (!job.started_at || !job.ended_at) return "";
+  const s = (Date.parse(job.ended_at) - Date.parse(job.started_at)) / 1000;
+  return Number.isFinite(s) && s >= 0 ? ` in ${s.toFixed(1)} s` : "";
+}
+
+$("job-cancel").addEventListener("click", async () => {
+  if (!state.job) return;
+  $("job-cancel").disabled = true;
+  try {
+    const job = await api.cancel(state.job.id);
+    if (job && job.status) showJob(job);
+  } catch (err) {
+    $("job-cancel").disabled = false;
+    showApiError(err, $("job-error"));
+  }
+});
+
+// ---------------------------------------------------------------- result
+
+async function showResult(job) {
+  const originalUrl = state.job && state.job.id === job.id ? state.job.originalUrl : null;
+  let blob;
+  try {
+    blob = await api.result(job.id);
+  } catch (err) {
+    showApiError(err, $("job-error"));
+    return;
+  }
+  if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
+  state.resultBlob = blob;
+  state.resultUrl = URL.createObjectURL(blob);
+  state.resultSeed = job.params && job.params.seed !== undefined ? job.params.seed : null;
+  $("result-image").src = state.resultUrl;
+  $("compare-after").src = state.resultUrl;
+  const dl = $("result-download");
+  dl.href = state.resultUrl;
+  dl.download = `diffeditor-${job.task || "edit"}-${job.id.slice(0, 8)}.png`;
+  $("result-original-fig").hidden = !originalUrl;
+  $("compare-block").hidden = !originalUrl;
+  if (originalUrl) {
+    $("result-original").src = originalUrl;
+    $("compare-before").src = originalUrl;
+  }
+  $("result-meta").textContent = state.resultSeed !== null ? `(seed ${state.resultSeed})` : "";
+  $("result-seed").disabled = state.resultSeed === null;
+  $("result").hidden = false;
+  $("result").dataset.jobId = job.id;
+  $("result").scrollIntoView({ behavior: "smooth", block: "nearest" });
+  upsertRecent({ id: job.id, status: "succeeded", thumb: await thumbnail(blob) });
+  renderRecent();
+}
+
+$("compare-range").addEventListener("input", () => {
+  $("compare").style.setProperty("--split", `${$("compare-range").value}%`);
+});
+
+$("result-edit").addEventListener("click", async () => {
+  if (!state.resultBlob) return;
+  const ok = await setMainImage(state.resultBlob, "result.png");
+  if (ok) {
+    $("image-title").scrollIntoView({ behavior: "smooth", block: "start" });
+    $("server-status").textContent = "The result is now the image to edit.";
+  }
+});
+
+$("result-seed").addEventListener("click", () => {
+  if (state.resultSeed === null) return;
+  $("seed-random").checked = false;
+  $("seed").disabled = false;
+  $("seed").value = String(state.resultSeed);
+  $("seed").dataset.dirty = "1";
+  $("seed").focus();
+});
+
+$("seed-random").addEventListener("change", () => {
+  $("seed").disabled = $("seed-random").checked;
+  if (!$("seed-random").checked) $("seed").focus();
+});
+
+// ---------------------------------------------------------------- recent edits
+
+function renderRecent() {
+  const items = loadRecent();
+  const list = $("recent-list");
+  list.replaceChildren();
+  $("recent-empty").hidden = items.length > 0;
+  $("recent-clear").hidden = items.length === 0;
+  for (const item of items) {
+    const li = document.createElement("li");
+    li.dataset.jobId = item.id;
+    if (item.thumb) {
+      const img = document.createElement("img");
+      img.src = item.thumb;
+      img.alt = "";
+      li.append(img);
+    } else {
+      const ph = document.createElement("span");
+      ph.className = "thumb-empty";
+      li.append(ph);
+    }
+    const text = document.createElement("span");
+    text.className = "recent-text";
+    const when = item.created ? new Date(item.created).toLocaleString() : "";
+    text.textContent = `${stageWords(item.task || "edit")} · ${when}`;
+    const st = document.createElement("span");
+    st.className = "recent-status";
+    st.textContent = item.status || "";
+    text.append(st);
+    const open = document.createElement("button");
+    open.type = "button";
+    open.textContent = "Open";
+    open.setAttribute("aria-label", `Open ${item.task || "edit"} edit from ${when}`);
+    open.addEventListener("click", () => openRecent(item.id));
+    li.append(text, open);
+    list.append(li);
+  }
+}
+
+async function openRecent(id) {
+  let job;
+  try {
+    job = await api.status(id);
+  } catch (err) {
+    if (err.status === 404) {
+      upsertRecent({ id, status: "expired" });
+      renderRecent();
+      $("form-error").textContent = "That edit has expired on the server.";
+      return;
+    }
+    showApiError(err);
+    return;
+  }
+  const keepOriginal = state.job && state.job.id === id ? state.job.originalUrl : null;
+  startJob(job, { originalUrl: keepOriginal });
+  $("job").scrollIntoView({ behavior: "smooth", block: "nearest" });
+}
+
+$("recent-clear").addEventListener("click", () => {
+  clearRecent();
+  renderRecent();
+});
+
+// ---------------------------------------------------------------- start
+
+(function start() {
+  let task = "move";
+  try {
+    task = localStorage.getItem("diffeditor.task") || "move";
+  } catch {
+    // Storage disabled: start on "move".
+  }
+  state.task = task;
+  setTask(task, { force: true });
+  renderPointsList();
+  updateMaskButtons();
+  renderRecent();
+  connect();
+})();
+
+// For the browser tests and for debugging from the console.
+window.diffeditor = { state, mainStage, refStage, api };
