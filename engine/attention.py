@@ -125,6 +125,23 @@ class EditorAttnProcessor:
         return out / attn.rescale_output_factor
 
 
+def composite_indices(
+    base_mask: torch.Tensor, ref_mask: torch.Tensor, size: tuple[int, int], token_counts: set[int]
+) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """For each layer's token count N: r = √(H·W/N), the full-resolution masks nearest-downsampled
+    to (H/r, W/r); base background (mask < 0.5) and reference object (mask > 0.5) token indices (§7)."""
+    w, h = size
+    out = {}
+    for n in token_counts:
+        r = (h * w / n) ** 0.5
+        grid = (round(h / r), round(w / r))
+        base, ref = (
+            F.interpolate(m[None, None].float(), size=grid, mode="nearest").flatten() for m in (base_mask, ref_mask)
+        )
+        out[n] = ((base < 0.5).nonzero().flatten(), (ref > 0.5).nonzero().flatten())
+    return out
+
+
 def install_processors(
     unet: nn.Module, control: AttentionControl, ip_layers: dict[str, tuple[nn.Linear, nn.Linear]] | None
 ) -> list[str]:
