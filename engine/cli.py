@@ -118,8 +118,6 @@ def run_edit(argv: list[str]) -> int:
         request = engine.request_from_files(params, files)
         request.validate()  # before the (slow) model load
         models = engine.load_models(args.model, device=args.device, dtype=args.dtype)
-        if models.is_demo:
-            print(DEMO_NOTE, file=sys.stderr)
         result = engine.Editor(models).edit(request)
     except engine.InvalidInput as exc:
         _fail(exc.field, exc.message)
@@ -130,6 +128,8 @@ def run_edit(argv: list[str]) -> int:
     result.image.save(args.output)
     if args.stats:
         args.stats.write_text(json.dumps({**result.stats.to_dict(), "seed": result.seed}, indent=2))
+    if models.is_demo:
+        print(DEMO_NOTE, file=sys.stderr)
     print(f"wrote {args.output} (seed {result.seed})")
     return 0
 

@@ -121,6 +121,15 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     return dtype
 
 
+def _quiet_loaders() -> None:
+    """No per-file progress bars from the loaders: the CLI's errors are one line, workers log."""
+    import diffusers.utils.logging as diffusers_logging
+    import transformers.utils.logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+
+
 def load_models(
     spec: str | os.PathLike[str],
     device: str | torch.device | None = None,
@@ -132,6 +141,7 @@ def load_models(
     require_image_prompt: bool = True,
 ) -> Models:
     """Load everything the editor needs from `spec` (see the module docstring for the contract)."""
+    _quiet_loaders()
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     image_encoder = image_encoder or os.environ.get("DIFFEDITOR_IMAGE_ENCODER") or None

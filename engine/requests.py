@@ -123,7 +123,16 @@ class PasteRequest:
         if self.reference is None:
             raise InvalidInput("reference", "is required for this task")
         _check_mask("reference_mask", self.reference_mask, "reference", self.reference)
-        # Where the object lands is checked once the working size is known (engine.tasks.paste).
+        # The object's box through the paste transform (reference → base frame, scaled by r about
+        # the centre, shifted); engine.tasks.paste checks again on the working grid.
+        ys, xs = np.nonzero(mask_array(self.reference_mask))
+        rw, rh = self.reference.size
+        bw, bh = self.image.size
+        r, (dx, dy) = self.params.scale, self.params.offset
+        x0, x1 = ((v / rw * bw - bw / 2) * r + bw / 2 + dx for v in (xs.min(), xs.max() + 1))
+        y0, y1 = ((v / rh * bh - bh / 2) * r + bh / 2 + dy for v in (ys.min(), ys.max() + 1))
+        if x1 <= 0 or y1 <= 0 or x0 >= bw or y0 >= bh:
+            raise InvalidInput("offset", f"({dx:g}, {dy:g}) puts the pasted object wholly outside the {bw}x{bh} image")
 
 
 EditRequest = Union[MoveRequest, DragRequest, LandmarkRequest, AppearanceRequest, PasteRequest]

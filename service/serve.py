@@ -10,6 +10,7 @@ store in settings.data_dir (./data). Stop it with Ctrl+C: the current edit finis
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import sys
@@ -38,6 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     if settings.redis_url:
         return serve_api(settings, args.host, args.port)
+    missing = [m for m in ("fakeredis", "torch") if importlib.util.find_spec(m) is None]
+    if missing:  # the slim API image has neither: it needs a real queue and separate workers
+        print(
+            f"diffeditor serve: REDIS_URL is not set, and embedded mode needs {' and '.join(missing)}, "
+            "which this installation lacks (the API image). Set REDIS_URL=redis://HOST:6379/0 and run "
+            "workers with `diffeditor worker`, or install the engine: pip install '.[engine,embedded]'.",
+            file=sys.stderr,
+        )
+        return 2
     return serve_embedded(settings, args.host, args.port)
 
 
