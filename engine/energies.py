@@ -97,25 +97,22 @@ class PairRegions:
     ref_obj: torch.Tensor  # … and the reference object (paired with obj for paste)
 
 
+def _background_energy(cur: Levels, base: Levels, background: torch.Tensor, w_content: float) -> torch.Tensor:
+    """The cross-image content term: the base background keeps its features (§8.4, §8.5)."""
+    return sum(phi(w_content, shat(c[:, background], fb[:, background]).mean()) for c, fb in zip(cur, base))
+
+
 def appearance_energy(
     cur: Levels, base: Levels, refimg: Levels, r: PairRegions, w_edit: float, w_content: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """§8.4: mean-feature appearance match inside the object; no level weight, no normalisation."""
-    e_edit = cur[0].new_zeros(())
-    e_cont = cur[0].new_zeros(())
-    for c, fb, fr in zip(cur, base, refimg):
-        e_cont = e_cont + phi(w_content, shat(c[:, r.background], fb[:, r.background]).mean())
-        e_edit = e_edit + phi(w_edit, shat(c[:, r.obj].mean(1), fr[:, r.ref_obj].mean(1)))
-    return e_edit, e_cont
+    e_edit = sum(phi(w_edit, shat(c[:, r.obj].mean(1), fr[:, r.ref_obj].mean(1))) for c, fr in zip(cur, refimg))
+    return e_edit, _background_energy(cur, base, r.background, w_content)
 
 
 def paste_energy(
     cur: Levels, base: Levels, refimg: Levels, r: PairRegions, w_edit: float, w_content: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """§8.5: pixel-wise match of the pasted location to the reference object."""
-    e_edit = cur[0].new_zeros(())
-    e_cont = cur[0].new_zeros(())
-    for c, fb, fr in zip(cur, base, refimg):
-        e_cont = e_cont + phi(w_content, shat(c[:, r.background], fb[:, r.background]).mean())
-        e_edit = e_edit + phi(w_edit, shat(c[:, r.obj], fr[:, r.ref_obj]).mean())
-    return e_edit, e_cont
+    e_edit = sum(phi(w_edit, shat(c[:, r.obj], fr[:, r.ref_obj]).mean()) for c, fr in zip(cur, refimg))
+    return e_edit, _background_energy(cur, base, r.background, w_content)
