@@ -1,6 +1,6 @@
 """Service benchmark on the demo model with tiny images; prints a table.
 
-    python bench/service.py [--jobs 20] [--pollers 100] [--poll-seconds 5] [--throughput-jobs 8]
+    python bench/service.py [--jobs 20] [--pollers 100] [--poll-seconds 5] [--poll-interval 0.5] [--throughput-jobs 8]
 
 Layout as deployed: Redis (REDIS_URL, default the local one, database 2), the API as
 `diffeditor serve` (uvicorn, API only) and workers as `diffeditor worker` subprocesses, all on
@@ -8,7 +8,8 @@ this machine and talking real HTTP/Redis.
 
 1. API-side overhead per job: wall time from the POST to the fetched result (polling every 5 ms)
    minus the engine's own total from the job's stats (`stats.seconds.total`), one job at a time.
-2. Status-poll latency: N concurrent pollers GET one job's status in a loop (httpx, asyncio).
+2. Status-poll latency: N concurrent pollers GET one job's status (httpx, asyncio), each every
+   --poll-interval seconds like a client, then back to back (saturation: latency is queueing).
 3. Throughput: M jobs through one worker, then through two (OMP_NUM_THREADS=1 each, so the
    comparison is about workers, not about torch threads).
 
@@ -148,22 +149,33 @@ def bench_overhead(http: httpx.Client, n: int) -> dict[str, float]:
     }
 
 
-async def _poll_loop(client: httpx.AsyncClient, path: str, until: float, out: list[float]) -> None:
+async def _poll_loop(
+    client: httpx.AsyncClient, path: str, until: float, out: list[float], interval: float, start: float
+) -> None:
+    await asyncio.sleep(start)  # spread the pollers over one interval
     while time.perf_counter() < until:
         t0 = time.perf_counter()
         response = await client.get(path)
         out.append(time.perf_counter() - t0)
         if response.status_code != 200:
             raise RuntimeError(f"poll answered {response.status_code}")
+        await asyncio.sleep(max(0.0, interval - (time.perf_counter() - t0)))
 
 
-async def bench_polls(base: str, job_id: str, pollers: int, seconds: float) -> dict[str, float]:
+async def bench_polls(base: str, job_id: str, pollers: int, seconds: float, interval: float = 0.0) -> dict[str, float]:
+    """`pollers` clients each GET the status every `interval` seconds (0: back to back, a
+    saturation test where latency is just queueing behind the other pollers on the same cores)."""
     latencies: list[float] = []
     limits = httpx.Limits(max_connections=pollers, max_keepalive_connections=pollers)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
         await client.get(f"/v1/edits/{job_id}")  # warm the connection pool path
         until = time.perf_counter() + seconds
-        await asyncio.gather(*(_poll_loop(client, f"/v1/edits/{job_id}", until, latencies) for _ in range(pollers)))
+        await asyncio.gather(
+            *(
+                _poll_loop(client, f"/v1/edits/{job_id}", until, latencies, interval, interval * k / pollers)
+                for k in range(pollers)
+            )
+        )
     return {
         "poll_p50_ms": 1000 * pct(latencies, 50),
         "poll_p99_ms": 1000 * pct(latencies, 99),
@@ -185,6 +197,9 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=20, help="jobs for the overhead figure")
     parser.add_argument("--pollers", type=int, default=100)
     parser.add_argument("--poll-seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--poll-interval", type=float, default=0.5, help="seconds between one poller's polls (a client's rate)"
+    )
     parser.add_argument("--throughput-jobs", type=int, default=8)
     args = parser.parse_args()
 
@@ -237,12 +252,15 @@ def main() -> int:
             rows += [
                 ("status poll p50 / p99, 1 poller", f"{1000 * pct(single, 50):.1f} / {1000 * pct(single, 99):.1f} ms")
             ]
-            p = asyncio.run(bench_polls(base, done_id, args.pollers, args.poll_seconds))
-            rows += [
-                (f"status poll p50, {args.pollers} concurrent pollers", f"{p['poll_p50_ms']:.1f} ms"),
-                ("status poll p99", f"{p['poll_p99_ms']:.1f} ms"),
-                ("status polls served", f"{p['polls_per_s']:.0f} /s"),
-            ]
+            for interval in (args.poll_interval, 0.0):
+                p = asyncio.run(bench_polls(base, done_id, args.pollers, args.poll_seconds, interval))
+                how = f"each every {interval:g} s" if interval else "back to back (saturation)"
+                rows += [
+                    (
+                        f"status poll p50 / p99, {args.pollers} pollers {how}",
+                        f"{p['poll_p50_ms']:.1f} / {p['poll_p99_ms']:.1f} ms ({p['polls_per_s']:.0f} polls/s)",
+                    )
+                ]
 
             one = bench_throughput(http, args.throughput_jobs)
             workers += start_workers(procs, 1, "two")
