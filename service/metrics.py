@@ -125,6 +125,13 @@ class QueueCollector(Collector):
             counts.add_metric([str(task), str(outcome)], float(n))
         yield counts
 
+        errors = CounterMetricFamily(
+            "diffeditor_job_errors", "Failed jobs by task and error code (worker side).", labels=["task", "code"]
+        )
+        for (task, code), n in sorted((job_stats.get("errors") or {}).items()):
+            errors.add_metric([str(task), str(code)], float(n))
+        yield errors
+
         durations = HistogramMetricFamily(
             "diffeditor_job_duration_seconds",
             "Job stage durations by task and stage (worker side).",

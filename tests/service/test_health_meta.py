@@ -79,6 +79,7 @@ def _families(text: str) -> dict[str, object]:
 def test_metrics_families(client: TestClient, redis: Redis, settings: Settings) -> None:
     jobs.register_worker(redis, settings, dict(WORKER))
     jobs.record_outcome(redis, settings, task="move", outcome="succeeded", durations={"sampling": 1.5, "total": 2.0})
+    jobs.record_outcome(redis, settings, task="drag", outcome="failed", code="out_of_memory")
     job_id = submit(client).json()["id"]
     client.get(f"/v1/edits/{job_id}")
     client.get("/v1/edits/" + "f" * 32)
@@ -91,6 +92,7 @@ def test_metrics_families(client: TestClient, redis: Redis, settings: Settings) 
         "diffeditor_workers_alive",
         "diffeditor_worker_gpu_memory_bytes",
         "diffeditor_jobs",
+        "diffeditor_job_errors",
         "diffeditor_job_duration_seconds",
         "diffeditor_redis_up",
     ):
@@ -101,6 +103,7 @@ def test_metrics_families(client: TestClient, redis: Redis, settings: Settings) 
     assert "diffeditor_queue_depth 1.0" in text and "diffeditor_workers_alive 1.0" in text
     assert 'diffeditor_worker_gpu_memory_bytes{device="cuda:0",worker="w1"} 1.23456789e+08' in text
     assert 'diffeditor_jobs_total{outcome="succeeded",task="move"} 1.0' in text
+    assert 'diffeditor_job_errors_total{code="out_of_memory",task="drag"} 1.0' in text
     assert 'diffeditor_job_duration_seconds_bucket{le="2.5",stage="sampling",task="move"} 1.0' in text
     assert 'diffeditor_job_duration_seconds_sum{stage="sampling",task="move"} 1.5' in text
 
