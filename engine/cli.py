@@ -97,8 +97,26 @@ def _load_image(name: str, path: str) -> Any:
         _fail(name, f"{path} is not a readable PNG/JPEG/WebP image ({exc.__class__.__name__})")
 
 
+def _attach_negative_values(argv: list[str]) -> list[str]:
+    """`--offset -20,-10` → `--offset=-20,-10`: argparse would read "-20,-10" as an option."""
+    out: list[str] = []
+    it = iter(argv)
+    for token in it:
+        if token in ("--offset", "--points"):
+            value = next(it, None)
+            if value is not None and value.startswith("-"):
+                out.append(f"{token}={value}")
+                continue
+            out.append(token)
+            if value is not None:
+                out.append(value)
+            continue
+        out.append(token)
+    return out
+
+
 def run_edit(argv: list[str]) -> int:
-    args = _edit_parser().parse_args(argv)
+    args = _edit_parser().parse_args(_attach_negative_values(argv))
     model = PARAMS_BY_TASK[args.task]
     values = {k: v for k, v in vars(args).items() if k in model.model_fields and v is not None}
     try:
