@@ -31,8 +31,8 @@ def _linked_copy(src: Path, dst: Path, skip: tuple[str, ...] = ()) -> Path:
     return dst
 
 
-def test_demo_folder_loads_frozen_on_cpu(demo_models) -> None:
-    m = demo_models
+def test_demo_folder_loads_frozen_on_cpu(demo_model_dir: Path) -> None:
+    m = load_models(demo_model_dir, device="cpu")  # a fresh copy: editors swap the shared one's processors
     assert m.is_demo and m.model_id == "demo-v1"
     assert m.device == torch.device("cpu") and m.dtype == torch.float32
     for module in (m.unet, m.vae, m.text_encoder, m.image_encoder, m.image_proj):

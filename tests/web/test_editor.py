@@ -113,9 +113,13 @@ def test_edit_the_result_and_download(page: Page, server: str) -> None:
     set_steps(page, STEPS)
     submit(page)
     wait_status(page, "succeeded")
+    page.wait_for_function(
+        "() => { const i = document.getElementById('result-image'); return i.complete && i.naturalWidth > 0; }"
+    )
     size = page.evaluate(
         "() => [document.getElementById('result-image').naturalWidth, document.getElementById('result-image').naturalHeight]"
     )
+    assert size == [64, 48]  # the result comes back at the input size
 
     with page.expect_download() as dl:
         page.click("#result-download")
