@@ -46,7 +46,7 @@ class Editor:
     """Runs edits on loaded models. One edit at a time per editor (a lock guards it): the worker
     holds one editor per GPU. `cache_bytes` bounds the inversion cache."""
 
-    def __init__(self, models: Models, cache_bytes: int = 2 << 30, image_prompt_cache: int = 16) -> None:
+    def __init__(self, models: Models, cache_bytes: int = 8 << 30, image_prompt_cache: int = 16) -> None:
         self.models = models
         self.control = AttentionControl()
         self.banked_layers = install_processors(models.unet, self.control, models.ip_layers)

@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     model: str | None = None
     device: str | None = None  # None: cuda when available, else cpu
     dtype: str | None = None  # fp16 | bf16 | fp32; None: fp16 on CUDA, fp32 on CPU
-    inversion_cache_mb: int = 2048
+    inversion_cache_mb: int = 8192  # one 768² inversion keeps ≈3.1 GB of K/V on the GPU
 
     # Store.
     store: Literal["local", "s3"] = "local"
