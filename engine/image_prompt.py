@@ -243,4 +243,7 @@ def encode_image_prompt(models: Models, images: list[Image.Image]) -> tuple[torc
         features = models.image_encoder(x, output_hidden_states=True).hidden_states[-2]
         return models.image_proj(features)
 
-    return tokens(pixels), tokens(torch.zeros_like(pixels))
+    # The zero image's tokens are the same for every row: one extra row in the same batch.
+    out = tokens(torch.cat([pixels, torch.zeros_like(pixels[:1])]))
+    cond, uncond = out[:-1], out[-1:]
+    return cond, uncond.expand(len(images), -1, -1)
