@@ -27,7 +27,7 @@ from engine.models import Models
 from engine.preprocess import resize_image, to_image, to_tensor, vae_decode, vae_encode, working_size
 from engine.requests import EditRequest, EditResult, EditStats
 from engine.sampler import AlphaTable, sample
-from engine.schedule import build_schedule, ddim_timesteps
+from engine.schedule import StepPlan, build_schedule, ddim_timesteps
 from engine.tasks import TaskContext, TaskPlan, prepare
 
 Progress = Callable[[str, int, int], None]
@@ -161,7 +161,7 @@ class Editor:
         context = torch.cat([uncond, cond])
         guide_scale = 1000.0 * p.guidance_strength  # S, applied inside autograd (§5.3)
 
-        def denoise(z: torch.Tensor, row) -> torch.Tensor:  # noqa: ANN001
+        def denoise(z: torch.Tensor, row: StepPlan) -> torch.Tensor:
             self.control.mode, self.control.step, self.control.kv_op = "inject", row.i, row.kv
             self.control.ip_scale = p.ip_scale if row.ip else 0.0
             try:
@@ -171,11 +171,11 @@ class Editor:
             ev["sampling"] += 1
             return eps_u + p.cfg_scale * (eps_c - eps_u)
 
-        def rollback_eps(z: torch.Tensor, row) -> torch.Tensor:  # noqa: ANN001
+        def rollback_eps(z: torch.Tensor, row: StepPlan) -> torch.Tensor:
             ev["rollback"] += 1  # conditional context, plain attention, image prompt gated off (§9)
             return self._unet(z, row.t_prev, cond)
 
-        def guidance(z: torch.Tensor, row) -> torch.Tensor:  # noqa: ANN001
+        def guidance(z: torch.Tensor, row: StepPlan) -> torch.Tensor:
             ref = self._reference_features(inv, key, row, c_t, ctx.grid, n, ev)
             with torch.enable_grad():
                 zg = z.detach().requires_grad_(True)
@@ -237,11 +237,11 @@ class Editor:
         self,
         inv: Inversion,
         key: tuple,
-        row,
+        row: StepPlan,
         c_t: torch.Tensor,
         grid: tuple[int, int],
         n: int,
-        ev: dict,  # noqa: ANN001
+        ev: dict[str, int],
     ) -> list[torch.Tensor]:
         """F_ref from Z_inv[N−i] at t_i with the base prompt (§5.1), computed once per step and
         kept with the cached inversion (a batch of two for the cross-image tasks counts once)."""
@@ -259,7 +259,7 @@ class Editor:
         return inv.features[row.i]
 
     @staticmethod
-    def _grad(energy: torch.Tensor, z: torch.Tensor, retain: bool, ev: dict) -> torch.Tensor:
+    def _grad(energy: torch.Tensor, z: torch.Tensor, retain: bool, ev: dict[str, int]) -> torch.Tensor:
         if not energy.requires_grad:  # an empty region: this energy is constant
             return torch.zeros_like(z)
         ev["guidance_backward"] += 1

@@ -7,7 +7,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from engine.sampler import AlphaTable, ddim_invert_step, ddim_step, sample
-from engine.schedule import build_schedule
+from engine.schedule import StepPlan, build_schedule
 
 SD15 = dict(
     beta_start=0.00085,
@@ -100,15 +100,15 @@ def test_rollback_inverts_a_deterministic_step(alphas: AlphaTable) -> None:
 def test_sample_loop_runs_the_schedule(alphas: AlphaTable) -> None:
     calls: dict[str, list[int]] = {"denoise": [], "guidance": [], "rollback": []}
 
-    def denoise(z: torch.Tensor, row) -> torch.Tensor:  # noqa: ANN001
+    def denoise(z: torch.Tensor, row: StepPlan) -> torch.Tensor:
         calls["denoise"].append(row.i)
         return torch.zeros_like(z)
 
-    def guidance(z: torch.Tensor, row) -> torch.Tensor:  # noqa: ANN001
+    def guidance(z: torch.Tensor, row: StepPlan) -> torch.Tensor:
         calls["guidance"].append(row.i)
         return torch.zeros_like(z)
 
-    def rollback(z: torch.Tensor, row) -> torch.Tensor:  # noqa: ANN001
+    def rollback(z: torch.Tensor, row: StepPlan) -> torch.Tensor:
         calls["rollback"].append(row.i)
         return torch.zeros_like(z)
 
