@@ -79,12 +79,22 @@ async function connect() {
   await loadTasks();
 }
 
+// On the demo model (CPU, tiny random weights) a 768² edit takes minutes and shows nothing more
+// than a small one: start from a small working size there. The person can still raise it.
+const DEMO_RESOLUTION = 256;
+
+function demoDefaults(schema) {
+  const prop = schema?.properties?.max_resolution;
+  if (!state.info?.demo_model || !prop) return schema;
+  return { ...schema, properties: { ...schema.properties, max_resolution: { ...prop, default: DEMO_RESOLUTION } } };
+}
+
 async function loadTasks() {
   try {
     const data = await api.tasks();
     const list = Array.isArray(data) ? data : data.tasks || [];
     for (const t of list) {
-      state.tasks[t.name] = { description: t.description || "", files: t.files, schema: t.params_schema };
+      state.tasks[t.name] = { description: t.description || "", files: t.files, schema: demoDefaults(t.params_schema) };
     }
   } catch (err) {
     showApiError(err);
