@@ -189,20 +189,22 @@ class Editor:
             m = plan.guidance_mask
             return plan.lam * (m * g_edit + (1 - m) * g_cont)
 
-        z = sample(
-            z,
-            schedule,
-            self.alphas,
-            denoise=denoise,
-            guidance=guidance,
-            rollback_eps=rollback_eps,
-            eta_in=plan.eta_in,
-            eta_out=plan.eta_out,
-            sde_mask=plan.sde_mask,
-            generator=gen,
-            on_step=lambda i: step("sampling", i + 1, n),
-        )
-        self.control.bank = {}
+        try:
+            z = sample(
+                z,
+                schedule,
+                self.alphas,
+                denoise=denoise,
+                guidance=guidance,
+                rollback_eps=rollback_eps,
+                eta_in=plan.eta_in,
+                eta_out=plan.eta_out,
+                sde_mask=plan.sde_mask,
+                generator=gen,
+                on_step=lambda i: step("sampling", i + 1, n),
+            )
+        finally:  # a canceled or failed edit must not keep the bank (GPU memory) referenced
+            self.control.bank, self.control.composite_index = {}, {}
         lap("sampling")
 
         # 5. Decode (§10) and back to the input size (docs/deviations.md).
