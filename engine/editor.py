@@ -149,6 +149,8 @@ class Editor:
         if inv is None:
             inv = self._invert(plan, p.steps, step)
             ev["inversion"] += p.steps
+            self.cache.put(key, inv)
+        features_before = len(inv.features)
         lap("inversion")
 
         # 4. Sampling (§11.2).
@@ -176,7 +178,7 @@ class Editor:
             return self._unet(z, row.t_prev, cond)
 
         def guidance(z: torch.Tensor, row: StepPlan) -> torch.Tensor:
-            ref = self._reference_features(inv, key, row, c_t, ctx.grid, n, ev)
+            ref = self._reference_features(inv, row, c_t, ctx.grid, n, ev)
             with torch.enable_grad():
                 zg = z.detach().requires_grad_(True)
                 cur = decoder_features(self.models.unet, zg.to(self.models.dtype), row.t, c_t, ctx.grid)
@@ -205,6 +207,8 @@ class Editor:
             )
         finally:  # a canceled or failed edit must not keep the bank (GPU memory) referenced
             self.control.bank, self.control.composite_index = {}, {}
+        if len(inv.features) != features_before:
+            self.cache.put(key, inv)  # re-measure: the reference features now live with it
         lap("sampling")
 
         # 5. Decode (§10) and back to the input size (docs/deviations.md).
@@ -238,7 +242,6 @@ class Editor:
     def _reference_features(
         self,
         inv: Inversion,
-        key: tuple,
         row: StepPlan,
         c_t: torch.Tensor,
         grid: tuple[int, int],
@@ -257,7 +260,6 @@ class Editor:
                     )
                 ]
             ev["guidance_forward"] += 1
-            self.cache.put(key, inv)
         return inv.features[row.i]
 
     @staticmethod

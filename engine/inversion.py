@@ -75,6 +75,7 @@ class InversionCache:
     def __init__(self, budget_bytes: int) -> None:
         self.budget = budget_bytes
         self._entries: OrderedDict[tuple, Inversion] = OrderedDict()
+        self._sizes: dict[tuple, int] = {}  # bytes per entry, measured when it is put
         self._lock = threading.Lock()
 
     def get(self, key: tuple) -> Inversion | None:
@@ -89,17 +90,15 @@ class InversionCache:
         with self._lock:
             self._entries[key] = entry
             self._entries.move_to_end(key)
-            self._evict()
-
-    def _evict(self) -> None:
-        total = sum(e.nbytes() for e in self._entries.values())
-        while self._entries and total > self.budget:
-            _, old = self._entries.popitem(last=False)
-            total -= old.nbytes()
+            self._sizes[key] = entry.nbytes()
+            while self._entries and sum(self._sizes.values()) > self.budget:
+                old, _ = self._entries.popitem(last=False)
+                del self._sizes[old]
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._sizes.clear()
 
     def entries(self) -> list[Inversion]:
         with self._lock:
@@ -110,4 +109,4 @@ class InversionCache:
 
     def nbytes(self) -> int:
         with self._lock:
-            return sum(e.nbytes() for e in self._entries.values())
+            return sum(self._sizes.values())

@@ -138,3 +138,13 @@ def test_cache_is_bounded(demo_models: engine.Models) -> None:
 
 def test_fp32_cpu_dtype(demo_models: engine.Models) -> None:
     assert demo_models.dtype == torch.float32 and demo_models.device.type == "cpu"
+
+
+def test_unguided_edit_caches_its_inversion(editor: engine.Editor) -> None:
+    editor.cache.clear()
+    req = requests()["landmark"]
+    p = req.params.model_copy(update={"steps": 4, "max_resolution": 64, "guidance_strength": 0})
+    first = editor.edit(engine.LandmarkRequest(req.image, p))
+    second = editor.edit(engine.LandmarkRequest(req.image, p))
+    assert not first.stats.inversion_cached and second.stats.inversion_cached
+    assert editor.cache.nbytes() == sum(e.nbytes() for e in editor.cache.entries()) > 0
