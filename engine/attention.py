@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.preprocess import resize_nearest
 from engine.schedule import KvOp
 
 TEXT_TOKENS = 77
@@ -135,10 +136,8 @@ def composite_indices(
     for n in token_counts:
         r = (h * w / n) ** 0.5
         grid = (round(h / r), round(w / r))
-        base, ref = (
-            F.interpolate(m[None, None].float(), size=grid, mode="nearest").flatten() for m in (base_mask, ref_mask)
-        )
-        out[n] = ((base < 0.5).nonzero().flatten(), (ref > 0.5).nonzero().flatten())
+        base, ref = (resize_nearest(m, grid).flatten() for m in (base_mask, ref_mask))
+        out[n] = ((~base).nonzero().flatten(), ref.nonzero().flatten())
     return out
 
 

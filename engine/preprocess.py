@@ -57,9 +57,7 @@ def mask_tensor(mask: np.ndarray, device: torch.device) -> torch.Tensor:
 
 def down(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Nearest-resize a bool (H, W) mask to (h, w) (the release's "↓" with a > 0 threshold)."""
-    if tuple(mask.shape) == size:
-        return mask
-    return F.interpolate(mask[None, None].float(), size=size, mode="nearest")[0, 0] > 0
+    return resize_nearest(mask, size)
 
 
 def resize_nearest(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -95,6 +93,15 @@ def crop_or_pad(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     ch, cw = min(h, th), min(w, tw)
     out[..., dy : dy + ch, dx : dx + cw] = x[..., sy : sy + ch, sx : sx + cw]
     return out
+
+
+def transform_index(canvas: tuple[int, int], dy: int, dx: int, grid: tuple[int, int]) -> torch.Tensor:
+    """For every pixel of `grid`, 1 + the flat index of the `canvas` pixel that the shift-and-crop
+    transform puts there (0 where nothing lands). Pairing by this map equals the release's
+    raster-order pairing of a translated copy (§5.2) and stays correct when part of the object
+    leaves the frame (§14.8)."""
+    idx = torch.arange(1, canvas[0] * canvas[1] + 1, dtype=torch.float64).reshape(canvas)
+    return crop_or_pad(shift(idx, dy, dx), grid).long()
 
 
 def scaled_size(size: tuple[int, int], r: float) -> tuple[int, int]:

@@ -9,7 +9,7 @@ or 2 = [base, reference] for the cross-image tasks).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from PIL import Image
@@ -41,21 +41,30 @@ class TaskContext:
         return self.size[1] // 8, self.size[0] // 8
 
 
+def base_latent(z_t: torch.Tensor) -> torch.Tensor:
+    """The base image's z_T unchanged: no latent initialisation trick."""
+    return z_t[:1]
+
+
 @dataclass
 class TaskPlan:
     task: str
     images: list[Image.Image]  # working-size images to invert: [base] or [base, reference]
-    inversion_prompts: list[str]
     prompt: str  # c_T for sampling and the guidance features (§5.1)
-    prompt_images: list[Image.Image]  # default image-prompt sources (§2.3)
     energy: Energy
     lam: float  # gradient multiplier λ (§5.3)
-    eta_in: float
-    eta_out: float
+    eta_in: float  # SDE η inside sde_mask
     guidance_mask: torch.Tensor | None  # (1, 1, h, w) float; None: global (landmark)
     sde_mask: torch.Tensor | None  # (1, 1, h, w) float; None: everywhere
-    init_latent: Callable[[torch.Tensor], torch.Tensor]  # z_T batch → starting latent (1, 4, h, w)
+    eta_out: float = 0.0  # SDE η outside sde_mask
+    init_latent: Callable[[torch.Tensor], torch.Tensor] = base_latent  # z_T batch → starting latent (1, 4, h, w)
+    inversion_prompts: list[str] = field(default_factory=list)  # default: [prompt]
+    prompt_images: list[Image.Image] = field(default_factory=list)  # image-prompt sources (§2.3); default: images
     composite_masks: tuple[torch.Tensor, torch.Tensor] | None = None  # (base object, reference object) at H×W
+
+    def __post_init__(self) -> None:
+        self.inversion_prompts = self.inversion_prompts or [self.prompt]
+        self.prompt_images = self.prompt_images or list(self.images)
 
 
 def flat(levels: Levels, row: int = 0) -> list[torch.Tensor]:

@@ -37,9 +37,7 @@ def prepare(req: AppearanceRequest, ctx: TaskContext) -> TaskPlan:
         energy=energy,
         lam=LAMBDA,
         eta_in=p.sde_strength,
-        eta_out=0.0,
         guidance_mask=m,
         sde_mask=m,
-        init_latent=lambda z_t: z_t[:1],
         composite_masks=(m_b, m_r),
     )

@@ -67,13 +67,10 @@ def prepare(req: DragRequest, ctx: TaskContext) -> TaskPlan:
     return TaskPlan(
         task="drag",
         images=[image],
-        inversion_prompts=[p.prompt],
         prompt=p.prompt,
-        prompt_images=[image],
         energy=energy,
         lam=LAMBDA,
         eta_in=p.sde_strength,
-        eta_out=0.0,
         guidance_mask=m,
         sde_mask=m,
         init_latent=lambda z_t: copy_patches(z_t[:1], pts),

@@ -27,14 +27,11 @@ def prepare(req: LandmarkRequest, ctx: TaskContext) -> TaskPlan:
     return TaskPlan(
         task="landmark",
         images=[image],
-        inversion_prompts=[p.prompt],
         prompt=p.prompt,
-        prompt_images=[image],
         energy=energy,
         lam=LAMBDA,
         eta_in=p.sde_strength,
-        eta_out=p.sde_strength,
+        eta_out=p.sde_strength,  # global SDE
         guidance_mask=None,
         sde_mask=None,
-        init_latent=lambda z_t: z_t[:1],
     )

@@ -16,20 +16,12 @@ from engine.preprocess import (
     resize_shift_crop,
     scaled_size,
     shift,
+    transform_index,
 )
 from engine.requests import MoveRequest
 from engine.tasks import Levels, TaskContext, TaskPlan, flat, indices
 
 LAMBDA = 0.08  # §5.3: move's multiplier differs from the other tasks'
-
-
-def paired_transform(canvas: tuple[int, int], dy: int, dx: int, grid: tuple[int, int]) -> torch.Tensor:
-    """For every pixel of the guidance grid, 1 + the flat index of the canvas pixel that the
-    shift-and-crop transform puts there (0 where nothing lands). Pairing by this map equals the
-    release's raster-order pairing of a translated copy (§5.2) and stays correct when part of the
-    object leaves the frame."""
-    idx = torch.arange(1, canvas[0] * canvas[1] + 1, dtype=torch.float64).reshape(canvas)
-    return crop_or_pad(shift(idx, dy, dx), grid).long()
 
 
 def prepare(req: MoveRequest, ctx: TaskContext) -> TaskPlan:
@@ -48,7 +40,7 @@ def prepare(req: MoveRequest, ctx: TaskContext) -> TaskPlan:
     m_cur = crop_or_pad(shift(m_tar, gdy, gdx), grid)
     if not m_cur.any():
         raise InvalidInput("offset", "moves the object wholly outside the image")
-    pair_map = paired_transform(canvas, gdy, gdx, grid)
+    pair_map = transform_index(canvas, gdy, gdx, grid).to(ctx.device)
     dst = indices(m_cur)
     src = pair_map.flatten()[dst] - 1
     other = ~(m_cur | m_org)
@@ -79,13 +71,10 @@ def prepare(req: MoveRequest, ctx: TaskContext) -> TaskPlan:
     return TaskPlan(
         task="move",
         images=[image],
-        inversion_prompts=[p.prompt],
         prompt=p.prompt,
-        prompt_images=[image],
         energy=energy,
         lam=LAMBDA,
         eta_in=p.sde_strength,
-        eta_out=0.0,
         guidance_mask=down(m_cur, lat)[None, None].float(),
         sde_mask=down(m_cur | m_org, lat)[None, None].float(),
         init_latent=init_latent,

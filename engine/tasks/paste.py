@@ -8,7 +8,15 @@ from PIL import Image
 
 from engine.energies import PairRegions, paste_energy
 from engine.errors import InvalidInput
-from engine.preprocess import down, mask_tensor, resize_image, resize_mask, resize_shift_crop, shift
+from engine.preprocess import (
+    down,
+    mask_tensor,
+    resize_image,
+    resize_mask,
+    resize_shift_crop,
+    shift,
+    transform_index,
+)
 from engine.requests import PasteRequest
 from engine.tasks import Levels, TaskContext, TaskPlan, flat, indices
 
@@ -39,11 +47,10 @@ def prepare(req: PasteRequest, ctx: TaskContext) -> TaskPlan:
     if not m_bg.any():
         raise InvalidInput("offset", "puts the pasted object wholly outside the image")
     gdy, gdx = int(dyw / 4), int(dxw / 4)
-    gh, gw = ctx.grid
     # Pairing (§8.5.5): pixel p of the pasted location ↔ p − shift on the reference.
-    back = shift(torch.arange(1, gh * gw + 1, dtype=torch.float64, device=ctx.device).reshape(gh, gw), gdy, gdx)
+    back = transform_index(ctx.grid, gdy, gdx, ctx.grid).to(ctx.device)
     dst = indices(m_bg & (back > 0))
-    regions = PairRegions(background=indices(~m_bg), obj=dst, ref_obj=back.flatten()[dst].long() - 1)
+    regions = PairRegions(background=indices(~m_bg), obj=dst, ref_obj=back.flatten()[dst] - 1)
 
     def energy(cur: Levels, ref: Levels) -> tuple[torch.Tensor, torch.Tensor]:
         return paste_energy(flat(cur), flat(ref, 0), flat(ref, 1), regions, p.w_edit, p.w_content)
@@ -63,7 +70,6 @@ def prepare(req: PasteRequest, ctx: TaskContext) -> TaskPlan:
         energy=energy,
         lam=LAMBDA,
         eta_in=p.sde_strength,
-        eta_out=0.0,
         guidance_mask=m,
         sde_mask=m,
         init_latent=init_latent,

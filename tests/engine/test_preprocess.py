@@ -9,8 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from engine.preprocess import crop_or_pad, resize_mask, resize_shift_crop, shift, working_size
-from engine.tasks.move import paired_transform
+from engine.preprocess import crop_or_pad, resize_mask, resize_shift_crop, shift, transform_index, working_size
 
 
 @pytest.mark.parametrize(
@@ -54,7 +53,7 @@ def test_resize_shift_crop_scales_about_the_centre() -> None:
 
 def test_move_pairing_is_the_translation() -> None:
     grid = (6, 6)
-    pairs = paired_transform(grid, 1, 2, grid)  # r = 1: canvas = grid
+    pairs = transform_index(grid, 1, 2, grid)  # r = 1: canvas = grid
     src = pairs[3, 4].item() - 1
     assert divmod(src, 6) == (2, 2)  # the pixel at (3, 4) came from (2, 2)
     assert (pairs[0] == 0).all() and (pairs[:, :2] == 0).all()  # nothing lands from outside
