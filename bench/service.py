@@ -24,8 +24,6 @@ import asyncio
 import io
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +40,7 @@ sys.path.insert(0, str(REPO))
 
 from service import jobs  # noqa: E402
 from service.settings import Settings  # noqa: E402
+from tests.processes import free_port, stop_process  # noqa: E402
 
 
 def png(mode: str = "RGB", box: tuple[int, int, int, int] = (16, 16, 32, 32)) -> bytes:
@@ -80,12 +79,6 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Processes:
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.env, self.log_dir, self.procs = env, log_dir, []
@@ -103,13 +96,7 @@ class Processes:
         return proc
 
     def stop(self, proc: subprocess.Popen) -> None:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, timeout=60)
 
     def stop_all(self) -> None:
         for proc in self.procs:

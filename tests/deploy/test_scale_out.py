@@ -10,7 +10,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from redis import Redis
 from service.settings import Settings
 from service.store import Store, make_store
 from tests.deploy.tools import ROOT
+from tests.processes import free_port, stop_process
 
 REDIS_URL = "redis://127.0.0.1:6379/3"
 N_JOBS = 20
@@ -49,12 +49,6 @@ class Stack:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.logs.glob("*.log")))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for(what: str, check: Callable[[], T | None], timeout_s: float, stack: Stack | None = None) -> T:
     """Poll `check` until it returns a truthy value; a bound, not a speed assertion."""
     deadline = time.monotonic() + timeout_s
@@ -71,16 +65,6 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
         return subprocess.Popen(
             [sys.executable, "-m", "diffeditor", *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
         )
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture
@@ -116,7 +100,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     finally:
         client.close()
         for proc in procs.values():
-            stop(proc)
+            stop_process(proc, timeout=20)
         redis.flushdb()
         redis.close()
 

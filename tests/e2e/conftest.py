@@ -9,7 +9,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from redis import Redis
 from service import jobs
 from service.app import create_app
 from service.settings import Settings
+from tests.processes import stop_process
 
 REDIS_URL = "redis://127.0.0.1:6379/2"
 REPO = Path(__file__).resolve().parents[2]
@@ -154,13 +154,7 @@ class WorkerProcess:
         self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout=60)
         self.log_file.close()
 
 
@@ -221,9 +215,3 @@ def running_past_step(step: int) -> Callable[[dict], bool]:
         )
 
     return check
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

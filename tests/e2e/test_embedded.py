@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-from tests.e2e.conftest import EDITS, REPO, WORKER_START_TIMEOUT_S, free_port, multipart
+from tests.e2e.conftest import EDITS, REPO, WORKER_START_TIMEOUT_S, multipart
+from tests.processes import free_port
 
 
 def _wait_for(url: str, timeout: float, proc: subprocess.Popen, log: Path, status: int = 200) -> httpx.Response:

@@ -12,7 +12,8 @@ import pytest
 from redis import Redis
 from redis.exceptions import RedisError
 
-from tests.e2e.conftest import EDITS, client_for, free_port, make_settings, multipart
+from tests.e2e.conftest import EDITS, client_for, make_settings, multipart
+from tests.processes import free_port
 
 
 class RedisServer:

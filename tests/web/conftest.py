@@ -9,8 +9,6 @@ installs both. A browser that cannot start FAILS the tests: a silent skip would 
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.processes import free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "web"
@@ -36,12 +36,6 @@ SERVER_START_TIMEOUT_S = 240  # loading and warming the demo model on a busy 2-c
 INSTALL_HINT = "Install it with scripts/setup-browser (Debian chromium + the playwright Python package)."
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _log_tail(path: Path, n: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
@@ -53,7 +47,7 @@ def _log_tail(path: Path, n: int = 40) -> str:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of `diffeditor serve` in embedded mode (no REDIS_URL), cwd a temporary folder."""
     workdir = tmp_path_factory.mktemp("web-serve")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIFFEDITOR_") and k != "REDIS_URL"}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
     log_path = workdir / "serve.log"
@@ -83,12 +77,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.5)
         yield base
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=30)
 
 
 @pytest.fixture(scope="session")

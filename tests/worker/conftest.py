@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import signal
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -109,9 +108,3 @@ def run_burst(redis: Redis, settings: Settings, store: LocalStore) -> Iterator[C
     yield run
     for sig, handler in saved.items():  # RQ installs its warm-shutdown handlers; give pytest its own back
         signal.signal(sig, handler)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -18,7 +18,8 @@ from engine.errors import EngineError, InvalidInput, ModelLoadError
 from service import jobs
 from service.settings import Settings
 from service.store import LocalStore
-from tests.worker.conftest import FakeEditor, free_port, submit
+from tests.processes import free_port
+from tests.worker.conftest import FakeEditor, submit
 from worker.jobs import EditRunner, Runtime
 from worker.progress import ProgressReporter
 

@@ -18,7 +18,8 @@ from moto.server import ThreadedMotoServer
 from service import jobs
 from service.settings import Settings
 from service.store import InvalidKey, LocalStore, S3Store, Store, make_store
-from tests.worker.conftest import free_port, png
+from tests.processes import free_port
+from tests.worker.conftest import png
 
 TTL = 3600
 
