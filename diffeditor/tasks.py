@@ -15,7 +15,6 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 TASKS = ("move", "drag", "landmark", "appearance", "paste")
-TaskName = Literal["move", "drag", "landmark", "appearance", "paste"]
 
 MAX_PROMPT_CHARS = 1000
 MAX_POINTS = 68  # the face task drags all 68 landmarks (§8.3)

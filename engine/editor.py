@@ -49,7 +49,7 @@ class Editor:
     def __init__(self, models: Models, cache_bytes: int = 8 << 30, image_prompt_cache: int = 16) -> None:
         self.models = models
         self.control = AttentionControl()
-        self.banked_layers = install_processors(models.unet, self.control, models.ip_layers)
+        install_processors(models.unet, self.control, models.ip_layers)
         self.cache = InversionCache(cache_bytes)
         self.alphas = AlphaTable(models.scheduler.alphas_cumprod.to(torch.float64))
         self.train_steps = int(models.scheduler.config.num_train_timesteps)

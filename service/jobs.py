@@ -59,7 +59,6 @@ SERIALIZER = JSONSerializer  # job data and meta are plain JSON: readable, and n
 
 # Histogram bucket upper bounds (seconds) for job durations; "+Inf" is implicit.
 DURATION_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 60.0, 150.0, 300.0, 600.0)
-OUTCOMES = ("succeeded", "failed", "canceled")
 
 
 class JobStatus(str, Enum):
@@ -136,11 +135,6 @@ def metrics_key(settings: Settings, kind: str) -> str:
 def lease_s(settings: Settings) -> int:
     """How long a worker's heartbeat (and a running job's RQ execution) stays valid unrenewed."""
     return 4 * settings.heartbeat_s
-
-
-def watchdog_bound_s(settings: Settings) -> int:
-    """Worst case from a worker's death to its job leaving `running`."""
-    return lease_s(settings) + settings.watchdog_s
 
 
 # -------------------------------------------------------------------------------------- basics
