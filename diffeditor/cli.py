@@ -10,7 +10,8 @@ USAGE = """usage: diffeditor COMMAND [...]
 
 commands:
   edit TASK ...        run one edit (move, drag, landmark, appearance, paste)
-  demo-model DIR       write the tiny random-weight demo model (tests and offline demo only)
+  demo-model DIR       write the demo model (trained on the shapes world; --random: the tiny random test model)
+  train-demo OUT       train the demo model from scratch (reproduces the shipped weights)
   models download DIR  fetch the real SD1.5 + image-encoder + image-prompt weights
   serve                run the HTTP API (embedded queue and worker when REDIS_URL is unset)
   worker               run a GPU worker process on REDIS_URL
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE, end="")
         return 0
     command, rest = args[0], args[1:]
-    if command in ("edit", "demo-model", "models"):
+    if command in ("edit", "demo-model", "models", "train-demo"):
         from engine.cli import main as engine_main
 
         return engine_main([command, *rest])

@@ -17,7 +17,11 @@ from pydantic import ValidationError
 
 from diffeditor.tasks import FILES_BY_TASK, PARAMS_BY_TASK, parse_params
 
-DEMO_NOTE = "note: the demo model has tiny random weights; its output proves the machinery, not quality"
+DEMO_NOTE = (
+    "note: the demo model is a small model trained on a shapes world (flat-coloured shapes and cartoon faces); "
+    "load SD1.5 for photographs"
+)
+RANDOM_NOTE = "note: the tiny-random model has random weights; its output proves the machinery, not quality"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -147,7 +151,7 @@ def run_edit(argv: list[str]) -> int:
     if args.stats:
         args.stats.write_text(json.dumps({**result.stats.to_dict(), "seed": result.seed}, indent=2))
     if models.is_demo:
-        print(DEMO_NOTE, file=sys.stderr)
+        print(RANDOM_NOTE if models.random_weights else DEMO_NOTE, file=sys.stderr)
     print(f"wrote {args.output} (seed {result.seed})")
     return 0
 
@@ -159,14 +163,31 @@ def main(argv: list[str]) -> int:
     import engine
 
     if command == "demo-model":
-        parser = _Parser(prog="diffeditor demo-model", description="Write the tiny random-weight demo model.")
+        parser = _Parser(
+            prog="diffeditor demo-model", description="Write the demo model set (the trained shapes-world model)."
+        )
         parser.add_argument("dir", type=Path)
+        parser.add_argument("--random", action="store_true", help="write the tiny random-weight test model instead")
         args = parser.parse_args(rest)
-        from engine.demo_model import write_demo_model
+        if args.random:
+            from engine.random_model import write_random_model
 
-        write_demo_model(args.dir)
+            write_random_model(args.dir)
+            print(f"wrote the tiny random model to {args.dir} ({RANDOM_NOTE.removeprefix('note: ')})")
+            return 0
+        from engine.shapes_model import write_shapes_model
+
+        try:
+            write_shapes_model(args.dir)
+        except engine.ModelLoadError as exc:
+            print(f"diffeditor: {exc}", file=sys.stderr)
+            return 1
         print(f"wrote the demo model to {args.dir} ({DEMO_NOTE.removeprefix('note: ')})")
         return 0
+    if command == "train-demo":
+        from engine.train_demo import main as train_main
+
+        return train_main(rest)
     if command == "models":
         parser = _Parser(prog="diffeditor models", description="Manage model weights.")
         parser.add_argument("action", choices=["download"])

@@ -26,7 +26,7 @@ from engine.inversion import Inversion, InversionCache, invert
 from engine.models import Models
 from engine.preprocess import resize_image, to_image, to_tensor, vae_decode, vae_encode, working_size
 from engine.requests import EditRequest, EditResult, EditStats
-from engine.sampler import AlphaTable, sample
+from engine.sampler import AlphaTable, ddim_step, sample
 from engine.schedule import StepPlan, build_schedule, ddim_timesteps
 from engine.tasks import TaskContext, TaskPlan, prepare
 
@@ -44,10 +44,14 @@ def _image_key(images: list[Image.Image]) -> str:
 
 class Editor:
     """Runs edits on loaded models. One edit at a time per editor (a lock guards it): the worker
-    holds one editor per GPU. `cache_bytes` bounds the inversion cache."""
+    holds one editor per GPU. `cache_bytes` bounds the inversion cache. `time_travel` False drops
+    the time-travel repeats (§9), for the paper's ablation."""
 
-    def __init__(self, models: Models, cache_bytes: int = 8 << 30, image_prompt_cache: int = 16) -> None:
+    def __init__(
+        self, models: Models, cache_bytes: int = 8 << 30, image_prompt_cache: int = 16, time_travel: bool = True
+    ) -> None:
         self.models = models
+        self.time_travel = time_travel
         self.control = AttentionControl()
         install_processors(models.unet, self.control, models.ip_layers)
         self.cache = InversionCache(cache_bytes)
@@ -129,7 +133,13 @@ class Editor:
         ctx = TaskContext(size=size, input_size=request.image.size, device=self.device)
         plan = prepare(request, ctx)
         stats.working_size = size
-        schedule = build_schedule(plan.task, p.steps, guidance=p.guidance_strength != 0, train_steps=self.train_steps)
+        schedule = build_schedule(
+            plan.task,
+            p.steps,
+            guidance=p.guidance_strength != 0,
+            train_steps=self.train_steps,
+            time_travel=self.time_travel,
+        )
         c_t, c_null = self.encode_text([plan.prompt, ""]).chunk(2)
         lap("preprocess")
 
@@ -219,6 +229,27 @@ class Editor:
         lap("decode")
         stats.seconds["total"] = time.perf_counter() - t_start
         return EditResult(image=image, seed=seed, params=params, stats=stats)
+
+    @torch.no_grad()
+    def reconstruct(self, image: Image.Image, prompt: str, steps: int = 50, max_resolution: int = 768) -> Image.Image:
+        """DDIM inversion then plain deterministic DDIM back with the same prompt: no edit, no CFG,
+        no K/V injection, no image prompt. What the quality benchmark's inversion figure measures."""
+        with self._lock:
+            if getattr(self.models.unet, "_editor_control", None) is not self.control:
+                install_processors(self.models.unet, self.control, self.models.ip_layers)
+            size = working_size(image.size, max_resolution)
+            x = to_tensor(resize_image(image, size), self.device, self.models.dtype)
+            z = vae_encode(self.models.vae, x).float()
+            context = self.encode_text([prompt])
+            timesteps = ddim_timesteps(steps, self.train_steps)
+            ratio = self.train_steps // steps
+            inv = invert(self.models.unet, self.control, z, context, timesteps, ratio, self.alphas)
+            self.control.bank, self.control.mode = {}, "plain"
+            z = inv.latents[steps]
+            for t in timesteps:
+                eps = self._unet(z, t, context)
+                z = ddim_step(z, eps, eps, t, t - ratio, self.alphas)
+            return resize_image(to_image(vae_decode(self.models.vae, z)), image.size)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ CONTRACT (used by the rest of the engine; keep these names and meanings):
 
     load_models(spec, device=None, dtype=None, *, image_encoder=None, image_prompt=None,
                 tokenizer=None, require_image_prompt=True) -> Models
-        spec: "demo" | a model-set folder | a hub id | a single checkpoint file (.safetensors/.ckpt)
+        spec: "demo" (the shipped shapes-world model) | "tiny-random" | a model-set folder | a hub id | a single checkpoint file (.safetensors/.ckpt)
         device: None = "cuda" if available else "cpu"
         dtype: None = fp32 on CPU, fp16 on CUDA; "bf16"/"fp16"/"fp32" accepted (CUDA only for half:
             asked for on a CPU it is replaced by fp32 with a logged warning)
@@ -36,7 +36,6 @@ import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
 from torch import nn
 
-from engine.demo_model import SD15_CONFIG_DIR
 from engine.download import (
     IMAGE_ENCODER_FILES,
     IMAGE_ENCODER_REPO,
@@ -49,6 +48,9 @@ from engine.download import (
 )
 from engine.errors import ModelLoadError
 from engine.image_prompt import load_image_prompt
+from engine.model_sets import SD15_CONFIG_DIR, read_marker
+from engine.random_model import RANDOM_SPEC
+from engine.shapes_model import DEMO_SPEC
 
 
 @dataclass
@@ -67,11 +69,11 @@ class Models:
     device: torch.device
     dtype: torch.dtype
     model_id: str  # stable identity of the weights, part of the inversion-cache key
-    is_demo: bool  # tiny random weights: outputs prove the machinery, never quality
+    is_demo: bool  # a project-built model (the shapes-world demo or the tiny random one), not real weights
+    random_weights: bool = False  # the tiny random model: outputs prove the machinery, never quality
 
 
 SD15_CROSS_ATTENTION_DIM = 768
-DEMO_SPEC = "demo"
 IMAGE_PROMPT_NAMES = ("ip_sd15_64.bin", "ip_sd15_64.safetensors")
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 MIN_VOCAB = 258  # the 256 byte-level tokens and two specials: less means no vocabulary was read
@@ -153,9 +155,13 @@ def load_models(
     path = Path(text).expanduser()
     folder: Path | None = None
     if text == DEMO_SPEC:
-        from engine.demo_model import ensure_demo_model
+        from engine.shapes_model import shapes_model_dir
 
-        folder = ensure_demo_model()
+        folder = shapes_model_dir()
+    elif text == RANDOM_SPEC:
+        from engine.random_model import ensure_random_model
+
+        folder = ensure_random_model()
     elif path.is_dir():
         folder = path
     elif path.is_file():
@@ -170,7 +176,7 @@ def load_models(
         folder = hub_snapshot(text, SD15_FILES, what=f"the SD1.5 model; no local folder {path.resolve()} either")
     else:
         raise ModelLoadError(f"model {text!r}: no such folder or file (looked at {path.resolve()}); {_FIX_MISSING}")
-    is_hub = folder is not None and text != DEMO_SPEC and not path.is_dir()
+    is_hub = folder is not None and text not in (DEMO_SPEC, RANDOM_SPEC) and not path.is_dir()
     if folder is not None:
         _check_folder(folder)
 
@@ -227,6 +233,7 @@ def load_models(
         dtype=dt,
         model_id=model_id,
         is_demo=is_demo,
+        random_weights=is_demo and not model_id.startswith("shapes-"),
     )
 
 
@@ -237,8 +244,6 @@ def _load_folder_parts(folder: Path, dtype: torch.dtype) -> tuple[_Parts, str, b
     """(unet, vae, text encoder, tokenizer, scheduler), model_id, is_demo from a diffusers SD1.5 folder."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
-
-    from engine.demo_model import DEMO_VERSION, read_demo_marker
 
     folder = folder.resolve()
     _check_folder(folder)
@@ -251,10 +256,11 @@ def _load_folder_parts(folder: Path, dtype: torch.dtype) -> tuple[_Parts, str, b
         raise ModelLoadError(f"{folder}: cannot load the SD1.5 components ({exc}); {_FIX_MISSING}") from exc
     scheduler = _ddim_scheduler(folder / "scheduler")
 
-    marker = read_demo_marker(folder)
+    marker = read_marker(folder)
     if marker is not None:
         seed = int(marker.get("seed", 0))
-        model_id = f"demo-v{DEMO_VERSION}" + (f"-seed{seed}" if seed else "")
+        kind = "tiny-random" if marker.get("random_weights", True) else "shapes"
+        model_id = f"{kind}-v{int(marker.get('version', 1))}" + (f"-seed{seed}" if seed else "")
         return (unet, vae, text_encoder, tok, scheduler), model_id, True
     return (unet, vae, text_encoder, tok, scheduler), f"{folder}#{_fingerprint([folder], root=folder)}", False
 

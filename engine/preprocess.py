@@ -15,7 +15,7 @@ from PIL import Image
 
 from engine.requests import mask_array
 
-VAE_SCALE = 0.18215
+VAE_SCALE = 0.18215  # SD1.5's; a VAE's own config.scaling_factor takes precedence (the shapes model's differs)
 
 
 def working_size(size: tuple[int, int], max_resolution: int) -> tuple[int, int]:
@@ -114,13 +114,19 @@ def resize_shift_crop(x: torch.Tensor, r: float, dy: int, dx: int) -> torch.Tens
     return crop_or_pad(shift(resize_nearest(x, scaled_size(size, r)), dy, dx), size)
 
 
+def vae_scale(vae: torch.nn.Module) -> float:
+    """The latent scaling factor: the VAE config's (SD1.5 ships 0.18215), else SD1.5's."""
+    config = getattr(vae, "config", None)
+    return float(getattr(config, "scaling_factor", None) or VAE_SCALE)
+
+
 @torch.no_grad()
 def vae_encode(vae: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """z_0 = 0.18215 · posterior mean (§1)."""
-    return vae.encode(x.to(vae.dtype)).latent_dist.mean * VAE_SCALE
+    """z_0 = scaling factor · posterior mean (§1; 0.18215 for SD1.5)."""
+    return vae.encode(x.to(vae.dtype)).latent_dist.mean * vae_scale(vae)
 
 
 @torch.no_grad()
 def vae_decode(vae: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
     """Decode to [0, 1] (§1)."""
-    return (vae.decode(z.to(vae.dtype) / VAE_SCALE).sample / 2 + 0.5).clamp(0, 1)
+    return (vae.decode(z.to(vae.dtype) / vae_scale(vae)).sample / 2 + 0.5).clamp(0, 1)

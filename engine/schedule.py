@@ -62,9 +62,12 @@ def _sparse(members: tuple[int, ...], n: int) -> set[int]:
     return {i * n // REFERENCE_STEPS for i in members}
 
 
-def build_schedule(task: str, steps: int, guidance: bool, train_steps: int = 1000) -> list[StepPlan]:
+def build_schedule(
+    task: str, steps: int, guidance: bool, train_steps: int = 1000, time_travel: bool = True
+) -> list[StepPlan]:
     """The schedule for one task. `guidance` False (s_E = 0) means no guidance and no time travel;
-    SDE, image prompt and KV injection still apply (§4)."""
+    SDE, image prompt and KV injection still apply (§4). `time_travel` False keeps the guidance
+    and drops only the repeats (the paper's ablation; the quality benchmark measures it)."""
     ts = ddim_timesteps(steps, train_steps)
     ratio = train_steps // steps
     kv_op, kv_window = KV_WINDOWS[task]
@@ -85,7 +88,7 @@ def build_schedule(task: str, steps: int, guidance: bool, train_steps: int = 100
                 kv=kv_op if i in kv else None,
                 guide=guide,
                 sde=i in sde,
-                passes=TIME_TRAVEL_PASSES if guide and i in travel else 1,
+                passes=TIME_TRAVEL_PASSES if guide and time_travel and i in travel else 1,
             )
         )
     return rows

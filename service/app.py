@@ -21,7 +21,7 @@ from service.auth import warn_if_open
 from service.errors import install_error_handlers
 from service.limits import BodySizeLimit
 from service.metrics import ApiMetrics, MetricsMiddleware
-from service.routers import edits, health, meta
+from service.routers import edits, health, meta, samples
 from service.routers.deps import current_settings
 from service.settings import Settings
 from service.store import make_store
@@ -37,7 +37,8 @@ landmark, appearance and paste edits, run asynchronously by GPU workers.
 
 Submit with `POST /v1/edits` (multipart: a `params` JSON part and image parts), poll
 `GET /v1/edits/{id}`, fetch `GET /v1/edits/{id}/result`. Parameter schemas per task:
-`GET /v1/tasks`. Every error is `{"error": {"code", "message", "field"}}`."""
+`GET /v1/tasks`; sample scenes ready to submit: `GET /v1/samples`. Every error is
+`{"error": {"code", "message", "field"}}`."""
 
 
 def create_app(settings: Settings | None = None, redis: Redis | None = None) -> FastAPI:
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
 
     app.include_router(edits.router)
     app.include_router(meta.router)
+    app.include_router(samples.router)
     app.include_router(health.router)
     _mount_static(app)
     return app

@@ -66,6 +66,19 @@ class TasksOut(BaseModel):
     tasks: list[TaskOut]
 
 
+class SampleOut(BaseModel):
+    name: str = Field(..., description="The sample's name (its shapes-world task), as in its file URLs.")
+    task: str = Field(..., description="The API task to submit it as: `resize` is a `move` with a `scale`.")
+    title: str = Field(..., description="A short title for people.")
+    size: int = Field(..., description="Width and height of the sample's images, in pixels.")
+    params: dict[str, Any] = Field(
+        ..., description="The `params` part to submit, `task` included; valid for that task's schema (/v1/tasks)."
+    )
+    files: dict[str, str] = Field(
+        ..., description="URL of each file part's PNG (`GET /v1/samples/{name}/{field}.png`), by part name."
+    )
+
+
 class LimitsOut(BaseModel):
     max_upload_bytes: int
     max_request_bytes: int
@@ -81,7 +94,8 @@ class LimitsOut(BaseModel):
 class InfoOut(BaseModel):
     version: str
     demo_model: bool = Field(
-        ..., description="True when workers run the tiny random-weight demo model (noise-like output)."
+        ...,
+        description="True when workers run a demo model (the shapes-world model or the tiny random one), not real weights.",
     )
     auth_required: bool
     limits: LimitsOut

@@ -74,7 +74,7 @@ def serve_embedded(settings: Settings, host: str, port: int, editor: Any | None 
     log.warning(
         "EMBEDDED MODE (REDIS_URL is not set): in-process queue and one in-process worker on %s; "
         "store in %s. Jobs do not survive a restart. For production set REDIS_URL and run `diffeditor worker`.",
-        settings.model or "the DEMO model (tiny random weights, noise-like outputs)",
+        settings.model or "the demo model (trained on a shapes world; load SD1.5 for photographs)",
         settings.data_dir.resolve(),
     )
     http = uvicorn.Server(uvicorn.Config(create_app(settings, redis=api_redis), host=host, port=port, log_level="info"))

@@ -200,10 +200,16 @@ def load_editor(settings: Settings) -> tuple[Any, dict]:
     t0 = time.monotonic()
     models = engine.load_models(spec, device=settings.device, dtype=settings.dtype)
     model = {"model": str(models.model_id), "is_demo": bool(models.is_demo), "device": str(models.device)}
-    if models.is_demo:
+    if models.random_weights:
         log.warning(
-            "!!! DEMO MODEL: tiny random weights (%s). Outputs are noise-like and prove only the machinery. "
+            "!!! TINY RANDOM MODEL (%s): random weights. Outputs are noise-like and prove only the machinery. "
             "Set DIFFEDITOR_MODEL to real SD1.5 weights for real edits. !!!",
+            spec,
+        )
+    elif models.is_demo:
+        log.warning(
+            "demo model (%s): a small model trained on a shapes world (flat-coloured shapes and cartoon faces). "
+            "Set DIFFEDITOR_MODEL to SD1.5 weights for photographs.",
             spec,
         )
     editor = engine.Editor(models, cache_bytes=settings.inversion_cache_mb * 2**20)

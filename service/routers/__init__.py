@@ -1,1 +1,2 @@
-"""HTTP routers, one per resource: edits (jobs), meta (tasks, info), health (probes, metrics)."""
+"""HTTP routers, one per resource: edits (jobs), meta (tasks, info), samples (sample scenes),
+health (probes, metrics)."""

@@ -51,7 +51,10 @@ def readyz(settings: Settings = Depends(app_settings), redis: Redis = Depends(ge
         "missing": missing,
     }
     if demo:
-        body["notice"] = "workers run the tiny random-weight demo model: outputs are noise-like"
+        body["notice"] = (
+            "workers run the demo model: a small model trained on a shapes world (flat-coloured shapes and "
+            "cartoon faces); load SD1.5 for photographs"
+        )
     if missing:
         reasons = {"redis": "Redis is unreachable", "worker": "no warm worker is registered"}
         # Also in the common error shape, for clients that only read that.

@@ -81,6 +81,16 @@ export class Api {
     return this.json("GET", "/v1/tasks");
   }
 
+  samples() {
+    return this.json("GET", "/v1/samples");
+  }
+
+  // A sample's file by the URL /v1/samples lists (a path on this server).
+  async sampleFile(path) {
+    const resp = await this.request("GET", path, { accept: "image/png" });
+    return resp.blob();
+  }
+
   submit(formData) {
     return this.json("POST", "/v1/edits", { body: formData });
   }

@@ -27,6 +27,8 @@ const TASK_HINTS = {
 };
 
 const DEFAULT_TOOL = { move: "brush", drag: "brush", landmark: "points", appearance: "brush", paste: "move" };
+// A loaded sample has its masks already: start on the tool that adjusts what is left to mark.
+const SAMPLE_TOOL = { move: "move", drag: "points", landmark: "points", appearance: "brush", paste: "move" };
 const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
 const POLL_MS = 400;
 
@@ -48,6 +50,8 @@ const state = {
   resultBlob: null,
   resultUrl: null,
   resultSeed: null,
+  samples: [], // GET /v1/samples
+  sampleGen: 0, // the latest sample click; an older one still loading gives way
 };
 
 const mainStage = new Stage($("main-stage"), { object: "rgb(255, 45, 85)", region: "rgb(30, 190, 110)" });
@@ -77,10 +81,11 @@ async function connect() {
   if (info.auth_required && !api.key) showAuth("This server requires an API key.");
   status.textContent = `Connected${info.version ? ` · v${info.version}` : ""}${info.demo_model ? " · demo model" : ""}`;
   await loadTasks();
+  await loadSamples();
 }
 
-// On the demo model (CPU, tiny random weights) a 768² edit takes minutes and shows nothing more
-// than a small one: start from a small working size there. The person can still raise it.
+// On the demo model (CPU; trained on the shapes world at 128 px) a 768² edit takes minutes and
+// gains nothing: start from a small working size there. The person can still raise it.
 const DEMO_RESOLUTION = 256;
 
 function demoDefaults(schema) {
@@ -221,12 +226,15 @@ for (const radio of document.querySelectorAll('input[name="task"]')) {
   radio.addEventListener("change", () => setTask(radio.value));
 }
 
-$("reset-settings").addEventListener("click", () => {
+// Every setting back to `task`'s defaults (what the person typed is forgotten).
+function resetSettings(task = state.task) {
   for (const input of document.querySelectorAll("[data-dirty]")) delete input.dataset.dirty;
   $("main-params").replaceChildren();
   $("advanced-params").replaceChildren();
-  setTask(state.task, { force: true });
-});
+  setTask(task, { force: true });
+}
+
+$("reset-settings").addEventListener("click", () => resetSettings());
 
 // ---------------------------------------------------------------- tools, masks, points, offset
 
@@ -646,6 +654,37 @@ async function setReference(blob, name) {
   invalidateCut();
   updateMaskButtons();
   renderOverlay();
+  return true;
+}
+
+// A mask image (an uploaded file or a sample's mask) becomes `layer`'s painted mask. `key` is the
+// API field it will be sent as, for the error slot. It must have its image's size, as the API
+// requires: the page says so rather than stretching it.
+async function setMaskImage(stage, layer, blob, key) {
+  clearFieldError(key);
+  const owner = key === "reference_mask" ? "reference image" : "image";
+  if (!stage.hasImage) {
+    showFieldError(key, `Load the ${owner} first, then its mask.`);
+    return false;
+  }
+  let loaded;
+  try {
+    loaded = await loadImage(blob);
+  } catch {
+    showFieldError(key, NOT_AN_IMAGE);
+    return false;
+  }
+  const { img, url } = loaded;
+  const w = img.naturalWidth;
+  const h = img.naturalHeight;
+  if (w !== stage.width || h !== stage.height) {
+    URL.revokeObjectURL(url);
+    showFieldError(key, `This mask is ${w}×${h} but the ${owner} is ${stage.width}×${stage.height}: use a mask of the same size.`);
+    return false;
+  }
+  layer.load(img);
+  URL.revokeObjectURL(url);
+  return true;
 }
 
 $("image-file").addEventListener("change", () => {
@@ -655,6 +694,20 @@ $("image-file").addEventListener("change", () => {
 $("reference-file").addEventListener("change", () => {
   const f = $("reference-file").files[0];
   if (f) setReference(f, f.name);
+});
+$("mask-file").addEventListener("change", () => {
+  const input = $("mask-file");
+  const f = input.files[0];
+  input.value = ""; // the same file chosen again (after painting over it) loads again
+  if (!f) return;
+  const key = mainStage.activeMask === mainStage.masks.region ? "region_mask" : "mask";
+  setMaskImage(mainStage, mainStage.activeMask, f, key);
+});
+$("ref-mask-file").addEventListener("change", () => {
+  const input = $("ref-mask-file");
+  const f = input.files[0];
+  input.value = "";
+  if (f) setMaskImage(refStage, refStage.masks.reference, f, "reference_mask");
 });
 
 function dropTarget(el, onFile) {
@@ -678,6 +731,121 @@ dropTarget($("reference-stage"), setReference);
 // A file dropped elsewhere must not navigate away from the page (and lose the work).
 window.addEventListener("dragover", (e) => e.preventDefault());
 window.addEventListener("drop", (e) => e.preventDefault());
+
+// ---------------------------------------------------------------- sample scenes
+
+// GET /v1/samples: shapes-world scenes with their params. A server without them hides the row.
+async function loadSamples() {
+  let list;
+  try {
+    list = await api.samples();
+  } catch {
+    list = [];
+  }
+  state.samples = Array.isArray(list) ? list.filter((s) => s && s.name && s.files && s.params) : [];
+  const ul = $("sample-list");
+  ul.replaceChildren();
+  for (const sample of state.samples) {
+    const li = document.createElement("li");
+    const btn = document.createElement("button");
+    btn.type = "button";
+    btn.className = "sample-button";
+    btn.dataset.sample = sample.name;
+    if (sample.files.image) {
+      const img = document.createElement("img");
+      img.src = api.base + sample.files.image;
+      img.alt = "";
+      img.width = 40;
+      img.height = 40;
+      btn.append(img);
+    }
+    const text = document.createElement("span");
+    text.textContent = sample.title || sample.name;
+    btn.append(text);
+    btn.addEventListener("click", () => loadSample(sample));
+    li.append(btn);
+    ul.append(li);
+  }
+  $("samples").hidden = state.samples.length === 0;
+}
+
+// One click: the sample's task, images, masks and settings, as if the person had chosen, painted
+// and typed them; everything else back to the task's defaults. Run edit can follow at once.
+async function loadSample(sample) {
+  const gen = ++state.sampleGen;
+  const title = sample.title || sample.name;
+  $("samples-error").textContent = "";
+  $("samples-status").textContent = `Loading “${title}”…`;
+  let files;
+  try {
+    const entries = Object.entries(sample.files);
+    const blobs = await Promise.all(entries.map(([, path]) => api.sampleFile(path)));
+    files = Object.fromEntries(entries.map(([field], i) => [field, blobs[i]]));
+  } catch (err) {
+    if (gen !== state.sampleGen) return;
+    $("samples-status").textContent = "";
+    $("samples-error").textContent = `The sample could not be loaded: ${err.message}`;
+    return;
+  }
+  if (gen !== state.sampleGen) return;
+  const params = sample.params;
+  const task = FALLBACK_FILES[params.task] ? params.task : sample.task;
+  resetSettings(task);
+  $("image-prompt-file").value = "";
+
+  const ok =
+    (await setMainImage(files.image, `sample-${sample.name}.png`)) &&
+    (!files.mask || (await setMaskImage(mainStage, mainStage.masks.object, files.mask, "mask"))) &&
+    (!files.region_mask || (await setMaskImage(mainStage, mainStage.masks.region, files.region_mask, "region_mask"))) &&
+    (!files.reference || (await setReference(files.reference, `sample-${sample.name}-reference.png`))) &&
+    (!files.reference_mask ||
+      (await setMaskImage(refStage, refStage.masks.reference, files.reference_mask, "reference_mask")));
+  if (gen !== state.sampleGen) return;
+  if (!ok) {
+    $("samples-status").textContent = "";
+    $("samples-error").textContent = `The sample “${title}” could not be loaded completely.`;
+    return;
+  }
+  applySampleParams(params);
+  setMaskLayer("object");
+  selectTool(SAMPLE_TOOL[task]);
+  renderOverlay();
+  updateStageHint();
+  $("samples-status").textContent = `Loaded “${title}”: press Run edit, or change anything first.`;
+}
+
+// The sample's values into the page's fields, marked as typed so a task switch keeps them.
+function applySampleParams(params) {
+  const typed = (input, value) => {
+    input.value = String(value);
+    input.dataset.dirty = "1";
+  };
+  for (const [name, value] of Object.entries(params)) {
+    if (name === "task" || value === null || value === undefined) continue;
+    if (name === "offset") {
+      setOffset(Number(value[0]) || 0, Number(value[1]) || 0);
+    } else if (name === "points") {
+      state.points = value.map((p) => p.map(Number));
+      state.pending = null;
+      renderPointsList();
+    } else if (name === "scale") {
+      setScale(value);
+      $("scale").dataset.dirty = "1";
+    } else if (name === "seed") {
+      $("seed-random").checked = false;
+      $("seed").disabled = false;
+      typed($("seed"), value);
+    } else if (name === "prompt" || name === "reference_prompt" || name === "steps") {
+      typed($(name), value);
+    } else if ($(`param-${name}`)) {
+      typed($(`param-${name}`), value);
+    }
+  }
+  if (params.seed === undefined || params.seed === null) {
+    $("seed-random").checked = true;
+    $("seed").disabled = true;
+  }
+}
 
 // ---------------------------------------------------------------- errors next to fields
 

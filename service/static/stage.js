@@ -97,6 +97,30 @@ export class MaskLayer {
     c.globalCompositeOperation = "source-over";
   }
 
+  // Replace the mask with a mask image (an uploaded file, a sample's mask) of the layer's size,
+  // read as the API reads masks: any nonzero channel is inside, fully transparent is outside.
+  // It becomes painted pixels like any brush stroke: undo, eraser and invert work on it.
+  load(img) {
+    this.snapshot();
+    const tmp = document.createElement("canvas");
+    tmp.width = this.width;
+    tmp.height = this.height;
+    const tctx = tmp.getContext("2d", { willReadFrequently: true });
+    tctx.drawImage(img, 0, 0, this.width, this.height);
+    const src = tctx.getImageData(0, 0, this.width, this.height).data;
+    const out = this.ctx.createImageData(this.width, this.height);
+    const [r, g, b] = parseColor(this.color);
+    for (let i = 0; i < src.length; i += 4) {
+      const on = src[i + 3] > 0 && Math.max(src[i], src[i + 1], src[i + 2]) > 0;
+      out.data[i] = r;
+      out.data[i + 1] = g;
+      out.data[i + 2] = b;
+      out.data[i + 3] = on ? 255 : 0;
+    }
+    this.ctx.putImageData(out, 0, 0);
+    this.changed();
+  }
+
   // Share of the image covered, 0..1 (the API rejects empty masks; the page says so earlier).
   coverage() {
     if (!this.width) return 0;

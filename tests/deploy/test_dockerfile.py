@@ -182,7 +182,7 @@ def dockerignored(path: str, patterns: list[str]) -> bool:
     return excluded
 
 
-def test_build_context_holds_what_the_build_copies_and_no_weights(stages: dict[str, Stage]) -> None:
+def test_build_context_holds_what_the_build_copies_and_no_weights_but_the_demo_model(stages: dict[str, Stage]) -> None:
     patterns = [
         line.strip()
         for line in (ROOT / ".dockerignore").read_text().splitlines()
@@ -201,6 +201,8 @@ def test_build_context_holds_what_the_build_copies_and_no_weights(stages: dict[s
         assert not dockerignored(src, patterns), f"COPY {src} is excluded by .dockerignore"
     for leaked in (".venv/bin/python", "data/x.png", ".git/HEAD", "tests/deploy/conftest.py", "m/unet.safetensors"):
         assert dockerignored(leaked, patterns), f"{leaked} would be sent to the build"
+    shipped = "engine/weights/shapes/unet/diffusion_pytorch_model.safetensors"  # the package's demo model
+    assert (ROOT / shipped).is_file() and not dockerignored(shipped, patterns)
 
 
 # ------------------------------------------------------------------------ pinned dependencies

@@ -1,4 +1,5 @@
-"""Shared engine fixtures: the demo model is written once per test session and loaded once."""
+"""Shared engine fixtures: the tiny random model is written once per test session and loaded once
+(fast tests of the machinery; the trained demo model's behaviour is tested in test_shapes_edits)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,16 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
-def demo_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo model set (seed 0) written into a session temp folder. Treat as read-only."""
-    from engine.demo_model import write_demo_model
+def random_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny random model set (seed 0) written into a session temp folder. Treat as read-only."""
+    from engine.random_model import write_random_model
 
-    return write_demo_model(tmp_path_factory.mktemp("demo-model") / "demo", seed=0)
+    return write_random_model(tmp_path_factory.mktemp("demo-model") / "demo", seed=0)
 
 
 @pytest.fixture(scope="session")
-def demo_models(demo_model_dir: Path):
-    """`load_models(demo_model_dir)` on the CPU in fp32, shared by the session. Treat as read-only."""
+def random_models(random_model_dir: Path):
+    """`load_models(random_model_dir)` on the CPU in fp32, shared by the session. Treat as read-only."""
     from engine.models import load_models
 
-    return load_models(demo_model_dir, device="cpu")
+    return load_models(random_model_dir, device="cpu")

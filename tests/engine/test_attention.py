@@ -69,8 +69,8 @@ def test_composite_takes_base_background_and_reference_object_at_each_resolution
 
 
 @pytest.fixture(scope="module")
-def editor(demo_models: engine.Models) -> engine.Editor:
-    return engine.Editor(demo_models)
+def editor(random_models: engine.Models) -> engine.Editor:
+    return engine.Editor(random_models)
 
 
 def drag_request(**update: object) -> engine.DragRequest:

@@ -1,4 +1,4 @@
-"""`diffeditor edit` end to end on the demo model, and its one-line errors for bad input."""
+"""`diffeditor edit` end to end on the tiny random model, and its one-line errors for bad input."""
 
 from __future__ import annotations
 
@@ -61,15 +61,15 @@ COMMON = ["--steps", "4", "--max-resolution", "64", "--seed", "5"]
     ],
 )  # fmt: skip
 def test_each_task_runs(
-    task: str, args: list[str], files: dict[str, Path], demo_model_dir: Path, tmp_path: Path,
+    task: str, args: list[str], files: dict[str, Path], random_model_dir: Path, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     out_png, stats = tmp_path / "out.png", tmp_path / "stats.json"
     argv = ["edit", task, "--image", str(files["image"]), *[a.format(**files) for a in args], *COMMON,
-            "--model", str(demo_model_dir), "--output", str(out_png), "--stats", str(stats)]  # fmt: skip
+            "--model", str(random_model_dir), "--output", str(out_png), "--stats", str(stats)]  # fmt: skip
     code, out, err = run(argv, capsys)
     assert code == 0, err
-    assert "demo model" in err  # said wherever it is used
+    assert "tiny-random model" in err  # said wherever it is used
     assert Image.open(out_png).size == (160, 120)
     data = json.loads(stats.read_text())
     assert data["working_size"] == [64, 64] and data["seed"] == 5
@@ -104,13 +104,13 @@ def test_each_task_runs(
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_naming_the_field(
-    argv: list[str], field: str, files: dict[str, Path], demo_model_dir: Path, tmp_path: Path,
+    argv: list[str], field: str, files: dict[str, Path], random_model_dir: Path, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     out_png = tmp_path / "out.png"
     paths = {**{k: str(v) for k, v in files.items()}, "missing": str(tmp_path / "nope.png")}
     argv = [a.format(**paths) for a in argv]
-    full = [*argv[:2], *COMMON, *argv[2:], "--model", str(demo_model_dir), "--output", str(out_png)]
+    full = [*argv[:2], *COMMON, *argv[2:], "--model", str(random_model_dir), "--output", str(out_png)]
     code, out, err = run(full, capsys)
     assert code != 0
     lines = [line for line in err.splitlines() if line.strip()]
@@ -119,11 +119,11 @@ def test_bad_input_is_one_line_naming_the_field(
     assert not out_png.exists()  # nothing is written
 
 
-def test_console_script_in_a_fresh_process(files: dict[str, Path], demo_model_dir: Path, tmp_path: Path) -> None:
+def test_console_script_in_a_fresh_process(files: dict[str, Path], random_model_dir: Path, tmp_path: Path) -> None:
     out_png = tmp_path / "out.png"
     proc = subprocess.run(
         [sys.executable, "-m", "diffeditor", "edit", "landmark", "--image", str(files["image"]),
-         "--points", "50,40:56,44", "--model", str(demo_model_dir), "--output", str(out_png), *COMMON],
+         "--points", "50,40:56,44", "--model", str(random_model_dir), "--output", str(out_png), *COMMON],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -132,6 +132,10 @@ def test_console_script_in_a_fresh_process(files: dict[str, Path], demo_model_di
 
 def test_demo_model_command_and_offline_download(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["demo-model", str(tmp_path / "demo")], capsys)
-    assert code == 0 and (tmp_path / "demo" / "model_index.json").exists() and "random weights" in out
+    assert code == 0 and "shapes world" in out
+    marker = json.loads((tmp_path / "demo" / "demo_model.json").read_text())
+    assert marker["name"] == "diffeditor-shapes" and marker["random_weights"] is False
+    code, out, _ = run(["demo-model", "--random", str(tmp_path / "random")], capsys)
+    assert code == 0 and (tmp_path / "random" / "model_index.json").exists() and "random weights" in out
     code, _, err = run(["models", "download", str(tmp_path / "real")], capsys)
     assert code == 1 and "offline" in err.lower()

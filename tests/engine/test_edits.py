@@ -1,4 +1,4 @@
-"""Each task end to end on the demo model with the full 50-step schedule (§4, §11), at a 128²
+"""Each task end to end on the tiny random model with the full 50-step schedule (§4, §11), at a 128²
 working size: output size, determinism, the cache hit on a repeat edit (no inversion, cached
 tensors untouched), the evaluation counts of §12.1, and that guidance changes the output."""
 
@@ -20,8 +20,8 @@ RES = 128  # working size 128×128 from 160×120 inputs (non-square, resized bac
 
 
 @pytest.fixture(scope="module")
-def editor(demo_models: engine.Models) -> engine.Editor:
-    return engine.Editor(demo_models)
+def editor(random_models: engine.Models) -> engine.Editor:
+    return engine.Editor(random_models)
 
 
 def digest(inv: Inversion) -> str:
@@ -129,15 +129,15 @@ def test_progress_and_cancellation(editor: engine.Editor) -> None:
         )
 
 
-def test_cache_is_bounded(demo_models: engine.Models) -> None:
-    small = engine.Editor(demo_models, cache_bytes=1)
+def test_cache_is_bounded(random_models: engine.Models) -> None:
+    small = engine.Editor(random_models, cache_bytes=1)
     req = requests()["landmark"]
     small.edit(engine.LandmarkRequest(req.image, req.params.model_copy(update={"steps": 4, "max_resolution": 64})))
     assert len(small.cache) == 0 and small.cache.nbytes() == 0
 
 
-def test_fp32_cpu_dtype(demo_models: engine.Models) -> None:
-    assert demo_models.dtype == torch.float32 and demo_models.device.type == "cpu"
+def test_fp32_cpu_dtype(random_models: engine.Models) -> None:
+    assert random_models.dtype == torch.float32 and random_models.device.type == "cpu"
 
 
 def test_unguided_edit_caches_its_inversion(editor: engine.Editor) -> None:

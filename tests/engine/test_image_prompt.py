@@ -64,16 +64,16 @@ def _reference_resampler(sd: dict[str, torch.Tensor], features: torch.Tensor) ->
 
 
 @pytest.fixture()
-def checkpoint(demo_models, tmp_path: Path) -> tuple[Path, dict[str, dict[str, torch.Tensor]]]:
-    ckpt = _random_checkpoint(demo_models.unet)
+def checkpoint(random_models, tmp_path: Path) -> tuple[Path, dict[str, dict[str, torch.Tensor]]]:
+    ckpt = _random_checkpoint(random_models.unet)
     path = tmp_path / "ip_sd15_64.bin"
     torch.save(ckpt, path)
     return path, ckpt
 
 
-def test_resampler_matches_the_written_out_maths(demo_models, checkpoint) -> None:
+def test_resampler_matches_the_written_out_maths(random_models, checkpoint) -> None:
     path, ckpt = checkpoint
-    image_proj, _ = load_image_prompt(demo_models.unet, path, "cpu", torch.float32, clip_hidden=CLIP_HIDDEN)
+    image_proj, _ = load_image_prompt(random_models.unet, path, "cpu", torch.float32, clip_hidden=CLIP_HIDDEN)
     features = torch.randn(2, 257, CLIP_HIDDEN, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         got = image_proj(features)
@@ -82,10 +82,10 @@ def test_resampler_matches_the_written_out_maths(demo_models, checkpoint) -> Non
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_ip_layers_follow_processor_order_with_authors_keys(demo_models, checkpoint) -> None:
+def test_ip_layers_follow_processor_order_with_authors_keys(random_models, checkpoint) -> None:
     path, ckpt = checkpoint
-    _, ip_layers = load_image_prompt(demo_models.unet, path, "cpu", torch.float32)
-    processors = list(demo_models.unet.attn_processors)
+    _, ip_layers = load_image_prompt(random_models.unet, path, "cpu", torch.float32)
+    processors = list(random_models.unet.attn_processors)
     attn2 = [name for name in processors if name.endswith("attn2.processor")]
     assert list(ip_layers) == attn2 and len(attn2) == 16
     for name, (to_k_ip, to_v_ip) in ip_layers.items():
@@ -94,18 +94,18 @@ def test_ip_layers_follow_processor_order_with_authors_keys(demo_models, checkpo
         assert to_k_ip.bias is None and to_v_ip.bias is None
         assert torch.equal(to_k_ip.weight, ckpt["ip_adapter"][f"{k}.to_k_ip.weight"])
         assert torch.equal(to_v_ip.weight, ckpt["ip_adapter"][f"{k}.to_v_ip.weight"])
-        attn = demo_models.unet.get_submodule(name.removesuffix(".processor"))
+        attn = random_models.unet.get_submodule(name.removesuffix(".processor"))
         assert to_k_ip.in_features == 768 and to_k_ip.out_features == attn.to_k.out_features
         assert not to_k_ip.weight.requires_grad
 
 
-def test_truncated_checkpoint_names_file_key_and_shape(demo_models, checkpoint, tmp_path: Path) -> None:
+def test_truncated_checkpoint_names_file_key_and_shape(random_models, checkpoint, tmp_path: Path) -> None:
     _, ckpt = checkpoint
     del ckpt["image_proj"]["layers.2.0.to_kv.weight"]
     bad = tmp_path / "truncated.bin"
     torch.save(ckpt, bad)
     with pytest.raises(ModelLoadError) as err:
-        load_image_prompt(demo_models.unet, bad, "cpu", torch.float32)
+        load_image_prompt(random_models.unet, bad, "cpu", torch.float32)
     message = str(err.value)
     assert str(bad) in message and "layers.2.0.to_kv.weight" in message and f"[{2 * WIDTH}, {WIDTH}]" in message
 
@@ -118,46 +118,46 @@ def test_truncated_checkpoint_names_file_key_and_shape(demo_models, checkpoint, 
     ],
 )
 def test_mismatched_shape_names_file_key_and_both_shapes(
-    demo_models, checkpoint, tmp_path: Path, section: str, key: str, shape: tuple[int, ...], expected: list[int]
+    random_models, checkpoint, tmp_path: Path, section: str, key: str, shape: tuple[int, ...], expected: list[int]
 ) -> None:
     _, ckpt = checkpoint
     ckpt[section][key] = torch.zeros(shape)
     bad = tmp_path / "mismatched.bin"
     torch.save(ckpt, bad)
     with pytest.raises(ModelLoadError) as err:
-        load_image_prompt(demo_models.unet, bad, "cpu", torch.float32)
+        load_image_prompt(random_models.unet, bad, "cpu", torch.float32)
     message = str(err.value)
     assert str(bad) in message and key in message
     assert str(list(shape)) in message and str(expected) in message
 
 
-def test_unexpected_key_and_wrong_image_encoder_width_fail(demo_models, checkpoint, tmp_path: Path) -> None:
+def test_unexpected_key_and_wrong_image_encoder_width_fail(random_models, checkpoint, tmp_path: Path) -> None:
     path, ckpt = checkpoint
     with pytest.raises(ModelLoadError, match=r"proj_in\.weight.*\[128, 32\].*\[128, 48\]"):
-        load_image_prompt(demo_models.unet, path, "cpu", torch.float32, clip_hidden=48)
+        load_image_prompt(random_models.unet, path, "cpu", torch.float32, clip_hidden=48)
     ckpt["ip_adapter"]["33.to_k_ip.weight"] = torch.zeros(64, 768)
     bad = tmp_path / "extra.bin"
     torch.save(ckpt, bad)
     with pytest.raises(ModelLoadError, match=r"unexpected key ip_adapter\.33\.to_k_ip\.weight"):
-        load_image_prompt(demo_models.unet, bad, "cpu", torch.float32)
+        load_image_prompt(random_models.unet, bad, "cpu", torch.float32)
 
 
-def test_missing_or_unreadable_checkpoint(demo_models, tmp_path: Path) -> None:
+def test_missing_or_unreadable_checkpoint(random_models, tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="not found.*diffeditor models download"):
-        load_image_prompt(demo_models.unet, tmp_path / "nope.bin", "cpu", torch.float32)
+        load_image_prompt(random_models.unet, tmp_path / "nope.bin", "cpu", torch.float32)
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(ModelLoadError, match="junk.bin"):
-        load_image_prompt(demo_models.unet, junk, "cpu", torch.float32)
+        load_image_prompt(random_models.unet, junk, "cpu", torch.float32)
 
 
-def test_safetensors_form_loads_the_same_tensors(demo_models, checkpoint, tmp_path: Path) -> None:
+def test_safetensors_form_loads_the_same_tensors(random_models, checkpoint, tmp_path: Path) -> None:
     path, ckpt = checkpoint
     flat = {f"{section}.{k}": v.contiguous() for section, state in ckpt.items() for k, v in state.items()}
     st_path = tmp_path / "ip_sd15_64.safetensors"
     save_file(flat, str(st_path))
-    proj_a, ip_a = load_image_prompt(demo_models.unet, path, "cpu", torch.float32)
-    proj_b, ip_b = load_image_prompt(demo_models.unet, st_path, "cpu", torch.float32)
+    proj_a, ip_a = load_image_prompt(random_models.unet, path, "cpu", torch.float32)
+    proj_b, ip_b = load_image_prompt(random_models.unet, st_path, "cpu", torch.float32)
     state_a, state_b = proj_a.state_dict(), proj_b.state_dict()
     assert state_a.keys() == state_b.keys()
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
@@ -178,15 +178,15 @@ def test_preprocess_squashes_to_256_then_applies_clip_processing() -> None:
     np.testing.assert_allclose(pixels, ((ref - mean) / std).transpose(2, 0, 1), atol=1e-5)
 
 
-def test_encode_image_prompt_shapes_uncond_and_determinism(demo_models) -> None:
-    cond, uncond = encode_image_prompt(demo_models, [_image(1)])
+def test_encode_image_prompt_shapes_uncond_and_determinism(random_models) -> None:
+    cond, uncond = encode_image_prompt(random_models, [_image(1)])
     assert cond.shape == uncond.shape == (1, 64, 768)
-    assert cond.dtype == demo_models.dtype and cond.device == demo_models.device
+    assert cond.dtype == random_models.dtype and cond.device == random_models.device
     assert not torch.allclose(cond, uncond)
-    cond2, uncond2 = encode_image_prompt(demo_models, [_image(1)])
+    cond2, uncond2 = encode_image_prompt(random_models, [_image(1)])
     assert torch.equal(cond, cond2) and torch.equal(uncond, uncond2)
 
-    pair, pair_uncond = encode_image_prompt(demo_models, [_image(1), _image(2)])
+    pair, pair_uncond = encode_image_prompt(random_models, [_image(1), _image(2)])
     assert pair.shape == (2, 64, 768)
     torch.testing.assert_close(pair[0], cond[0], rtol=1e-4, atol=1e-4)
     assert not torch.allclose(pair[0], pair[1])
@@ -198,7 +198,7 @@ def test_layout_at_sd15_sizes_matches_the_published_checkpoint() -> None:
     from accelerate import init_empty_weights
     from diffusers import UNet2DConditionModel
 
-    from engine.demo_model import SD15_CONFIG_DIR
+    from engine.model_sets import SD15_CONFIG_DIR
 
     with init_empty_weights():
         unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(SD15_CONFIG_DIR / "unet"))

@@ -14,7 +14,7 @@ import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
 from safetensors.torch import save_file
 
-from engine import demo_model
+from engine import random_model
 from engine.download import download_models
 from engine.errors import ModelLoadError
 from engine.models import load_models
@@ -31,9 +31,9 @@ def _linked_copy(src: Path, dst: Path, skip: tuple[str, ...] = ()) -> Path:
     return dst
 
 
-def test_demo_folder_loads_frozen_on_cpu(demo_model_dir: Path) -> None:
-    m = load_models(demo_model_dir, device="cpu")  # a fresh copy: editors swap the shared one's processors
-    assert m.is_demo and m.model_id == "demo-v1"
+def test_demo_folder_loads_frozen_on_cpu(random_model_dir: Path) -> None:
+    m = load_models(random_model_dir, device="cpu")  # a fresh copy: editors swap the shared one's processors
+    assert m.is_demo and m.model_id == "tiny-random-v1"
     assert m.device == torch.device("cpu") and m.dtype == torch.float32
     for module in (m.unet, m.vae, m.text_encoder, m.image_encoder, m.image_proj):
         assert not module.training
@@ -43,28 +43,40 @@ def test_demo_folder_loads_frozen_on_cpu(demo_model_dir: Path) -> None:
     assert m.ip_layers is not None and len(m.ip_layers) == 16
 
 
-def test_demo_spec_uses_the_cache(demo_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tiny_random_spec_uses_the_cache(
+    random_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DIFFEDITOR_CACHE_DIR", str(tmp_path))
-    cached = tmp_path / demo_model.DEMO_CACHE_SUBDIR
-    shutil.copytree(demo_model_dir, cached)  # already built: load_models must not rebuild it
-    monkeypatch.setattr(demo_model, "write_demo_model", lambda *a, **k: pytest.fail("rebuilt the demo model"))
-    m = load_models("demo", device="cpu", require_image_prompt=False)
-    assert m.is_demo and m.model_id == "demo-v1"
+    cached = tmp_path / random_model.RANDOM_CACHE_SUBDIR
+    shutil.copytree(random_model_dir, cached)  # already built: load_models must not rebuild it
+    monkeypatch.setattr(random_model, "write_random_model", lambda *a, **k: pytest.fail("rebuilt the random model"))
+    m = load_models("tiny-random", device="cpu", require_image_prompt=False)
+    assert m.is_demo and m.random_weights and m.model_id == "tiny-random-v1"
 
 
-def test_half_precision_on_cpu_falls_back_to_fp32(demo_model_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_demo_spec_is_the_shipped_shapes_model() -> None:
+    from engine.shapes_model import SHAPES_DIR
+
+    m = load_models("demo", device="cpu")
+    assert m.is_demo and not m.random_weights and m.model_id == "shapes-v1"
+    assert m.image_encoder is not None and m.ip_layers is not None
+    assert m.vae.config.scaling_factor != pytest.approx(0.18215)  # set from the shapes data
+    assert (SHAPES_DIR / "README.md").is_file()
+
+
+def test_half_precision_on_cpu_falls_back_to_fp32(random_model_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="engine.models"):
-        m = load_models(demo_model_dir, device="cpu", dtype="fp16", require_image_prompt=False)
+        m = load_models(random_model_dir, device="cpu", dtype="fp16", require_image_prompt=False)
     assert m.dtype == torch.float32 and next(m.unet.parameters()).dtype == torch.float32
     assert "fp32" in caplog.text
     with pytest.raises(ModelLoadError, match="unknown dtype 'fp8'"):
-        load_models(demo_model_dir, device="cpu", dtype="fp8")
+        load_models(random_model_dir, device="cpu", dtype="fp8")
 
 
-def test_real_weights_folder_identity_is_stable_and_tracks_file_changes(demo_model_dir: Path, tmp_path: Path) -> None:
-    folder = _linked_copy(demo_model_dir, tmp_path / "sd15", skip=("demo_model.json",))
+def test_real_weights_folder_identity_is_stable_and_tracks_file_changes(random_model_dir: Path, tmp_path: Path) -> None:
+    folder = _linked_copy(random_model_dir, tmp_path / "sd15", skip=("demo_model.json",))
     (folder / "model_index.json").unlink()  # a real file, so the test can touch it
-    shutil.copy(demo_model_dir / "model_index.json", folder / "model_index.json")
+    shutil.copy(random_model_dir / "model_index.json", folder / "model_index.json")
     first = load_models(folder, device="cpu", require_image_prompt=False)
     assert not first.is_demo and first.model_id.startswith(str(folder.resolve()) + "#")
     assert load_models(folder, device="cpu", require_image_prompt=False).model_id == first.model_id
@@ -88,10 +100,10 @@ def test_incomplete_folder_names_missing_parts(tmp_path: Path) -> None:
         load_models(tmp_path, device="cpu")
 
 
-def test_sd2_like_folder_is_refused(demo_model_dir: Path, tmp_path: Path) -> None:
-    folder = _linked_copy(demo_model_dir, tmp_path / "sd2", skip=("unet",))
+def test_sd2_like_folder_is_refused(random_model_dir: Path, tmp_path: Path) -> None:
+    folder = _linked_copy(random_model_dir, tmp_path / "sd2", skip=("unet",))
     (folder / "unet").mkdir()
-    config = json.loads((demo_model_dir / "unet" / "config.json").read_text())
+    config = json.loads((random_model_dir / "unet" / "config.json").read_text())
     (folder / "unet" / "config.json").write_text(json.dumps({**config, "cross_attention_dim": 1024}))
     with pytest.raises(ModelLoadError) as err:
         load_models(folder, device="cpu")
@@ -100,14 +112,14 @@ def test_sd2_like_folder_is_refused(demo_model_dir: Path, tmp_path: Path) -> Non
     assert "1024" in message and "SD2" in message and "Stable Diffusion 1.5" in message
 
 
-def test_image_prompt_parts_required_unless_waived(demo_model_dir: Path, tmp_path: Path) -> None:
-    folder = _linked_copy(demo_model_dir, tmp_path / "no-ip", skip=("image_prompt",))
+def test_image_prompt_parts_required_unless_waived(random_model_dir: Path, tmp_path: Path) -> None:
+    folder = _linked_copy(random_model_dir, tmp_path / "no-ip", skip=("image_prompt",))
     with pytest.raises(ModelLoadError, match=r"ip_sd15_64\.bin is missing.*image_prompt="):
         load_models(folder, device="cpu")
     m = load_models(folder, device="cpu", require_image_prompt=False)
     assert m.image_encoder is None and m.image_proj is None and m.ip_layers is None
     # An explicit checkpoint path completes the set again.
-    m = load_models(folder, device="cpu", image_prompt=demo_model_dir / "image_prompt" / "ip_sd15_64.bin")
+    m = load_models(folder, device="cpu", image_prompt=random_model_dir / "image_prompt" / "ip_sd15_64.bin")
     assert m.image_proj is not None and m.ip_layers is not None
 
 
@@ -181,15 +193,15 @@ def test_download_with_unreachable_hub_fails_at_once(monkeypatch: pytest.MonkeyP
         download_models(tmp_path / "models")
 
 
-def test_single_file_that_is_incomplete_is_wrapped(demo_model_dir: Path, tmp_path: Path) -> None:
+def test_single_file_that_is_incomplete_is_wrapped(random_model_dir: Path, tmp_path: Path) -> None:
     # With a tokenizer given, loading gets as far as diffusers' converter, which finds no text encoder.
     path = _one_key_checkpoint(tmp_path / "partial.safetensors", 768)
     with pytest.raises(ModelLoadError, match=r"partial\.safetensors: cannot load it as a Stable Diffusion 1\.5"):
-        load_models(path, device="cpu", tokenizer=demo_model_dir / "tokenizer", require_image_prompt=False)
+        load_models(path, device="cpu", tokenizer=random_model_dir / "tokenizer", require_image_prompt=False)
 
 
-def test_folder_with_an_empty_tokenizer_is_refused(demo_model_dir: Path, tmp_path: Path) -> None:
-    folder = _linked_copy(demo_model_dir, tmp_path / "no-vocab", skip=("tokenizer",))
+def test_folder_with_an_empty_tokenizer_is_refused(random_model_dir: Path, tmp_path: Path) -> None:
+    folder = _linked_copy(random_model_dir, tmp_path / "no-vocab", skip=("tokenizer",))
     (folder / "tokenizer").mkdir()
     with pytest.raises(ModelLoadError, match=r"no-vocab/tokenizer: no CLIP vocabulary"):
         load_models(folder, device="cpu", require_image_prompt=False)

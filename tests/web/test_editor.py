@@ -1,16 +1,19 @@
 """The editor page end to end in headless Chromium against `diffeditor serve` on the demo model:
-every task from upload to a downloaded result, field errors next to their fields, cancel, the
-API-key flow, labels and keyboard use, and the narrow layout. Screenshots go to
-test-artifacts/web/."""
+every task from upload to a downloaded result, the sample scenes, mask uploads, field errors next
+to their fields, cancel, the API-key flow, labels and keyboard use, and the narrow layout.
+Screenshots go to test-artifacts/web/."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 from playwright.sync_api import Page, Route, expect
 
 from tests.web.editor_page import (
@@ -28,6 +31,7 @@ from tests.web.editor_page import (
     set_steps,
     status_log,
     submit,
+    upload,
     upload_image,
     upload_reference,
     wait_status,
@@ -311,3 +315,113 @@ def test_drop_an_image_on_the_stage(page: Page) -> None:
     assert box is not None and abs(box["width"] / box["height"] - 2) < 0.05, "aspect ratio not kept"
     page.evaluate(drop, ["#reference-drop", "ref.png", 40, 40])
     expect(page.locator("#reference-name")).to_have_text("ref.png · 40×40")
+
+
+def _mask_bits(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("L")) > 0
+
+
+def _page_mask(page: Page, field: str) -> np.ndarray:
+    """The mask layer the page would send as `field`, as the PNG it sends."""
+    data = page.evaluate(
+        """async (field) => {
+        const d = window.diffeditor;
+        const layer = field === "reference_mask" ? d.refStage.masks.reference
+            : field === "region_mask" ? d.mainStage.masks.region : d.mainStage.masks.object;
+        const blob = await layer.toPngBlob();
+        return Array.from(new Uint8Array(await blob.arrayBuffer()));
+    }""",
+        field,
+    )
+    return _mask_bits(bytes(data))
+
+
+def _page_blob_sha256(page: Page, which: str) -> str:
+    return str(
+        page.evaluate(
+            """async (which) => {
+            const buf = await window.diffeditor.state[which].arrayBuffer();
+            const d = await crypto.subtle.digest('SHA-256', buf);
+            return [...new Uint8Array(d)].map(b => b.toString(16).padStart(2, '0')).join('');
+        }""",
+            which,
+        )
+    )
+
+
+# Run edit's form, kept instead of sent (Chromium does not show blob bodies to route handlers).
+CAPTURE_SUBMIT = """() => {
+    window.__sent = [];
+    window.diffeditor.api.submit = async (fd) => {
+        const parts = {};
+        for (const [name, value] of fd.entries()) parts[name] = typeof value === "string" ? value : value.size;
+        window.__sent.push(parts);
+        throw new Error("not queued in this test");
+    };
+}"""
+
+
+def test_a_sample_loads_in_one_click_ready_to_run(page: Page, server: str, artifacts: Path) -> None:
+    """Each sample: its task, image, masks (as the painted layers) and fields, and Run sends them."""
+    samples = httpx.get(f"{server}/v1/samples", timeout=10).json()
+    open_editor(page)
+    page.evaluate(CAPTURE_SUBMIT)  # the edit itself is not under test
+    expect(page.locator("#sample-list button")).to_have_count(len(samples))
+    for s in samples:
+        name, params, size = s["name"], s["params"], s["size"]
+        page.locator(f'#sample-list button[data-sample="{name}"]').click()
+        expect(page.locator("#samples-status")).to_contain_text(f"Loaded “{s['title']}”")
+        expect(page.locator(f'input[name="task"][value="{s["task"]}"]')).to_be_checked()
+        expect(page.locator("#image-name")).to_contain_text(f"sample-{name}.png · {size}×{size}")
+        files = {field: httpx.get(f"{server}{url}", timeout=10).content for field, url in s["files"].items()}
+        assert _page_blob_sha256(page, "image") == hashlib.sha256(files["image"]).hexdigest()
+        if "reference" in files:
+            assert _page_blob_sha256(page, "reference") == hashlib.sha256(files["reference"]).hexdigest()
+            expect(page.locator("#reference-name")).to_contain_text(f"{size}×{size}")
+        for field in ("mask", "region_mask", "reference_mask"):
+            if field in files:
+                assert (_page_mask(page, field) == _mask_bits(files[field])).all(), f"{name}: {field} not loaded"
+        if "mask" in files:
+            expect(page.locator("#mask-coverage")).to_contain_text("Mask covers")
+
+        expect(page.locator("#prompt")).to_have_value(params["prompt"])
+        if "reference_prompt" in params:
+            expect(page.locator("#reference_prompt")).to_have_value(params["reference_prompt"])
+        expect(page.locator("#param-max_resolution")).to_have_value(str(params["max_resolution"]))
+        if "offset" in params:
+            offset = [float(page.input_value("#offset-dx")), float(page.input_value("#offset-dy"))]
+            assert offset == params["offset"]
+        if "scale" in params:
+            assert float(page.input_value("#scale")) == params["scale"]
+        if "points" in params:
+            expect(page.locator("#points-list li")).to_have_count(len(params["points"]))
+            assert page.evaluate("() => window.diffeditor.state.points") == params["points"]
+        page.screenshot(path=artifacts / f"sample-{name}-1280x800.png", full_page=True)
+
+        # Run edit at once sends the sample's parts and values.
+        page.click("#submit")
+        expect(page.locator("#form-error")).to_contain_text("queued in this test")
+        parts = page.evaluate("() => window.__sent.at(-1)")
+        assert set(parts) == {"params", *files}, name
+        body = json.loads(parts["params"])
+        for key, value in params.items():
+            assert body[key] == value, (name, key, body[key], value)
+
+
+def test_upload_a_mask_instead_of_painting(page: Page) -> None:
+    open_editor(page)
+    choose_task(page, "move")
+    upload_image(page, make_png(96, 80))
+    mask = Image.new("L", (96, 80), 0)
+    mask.paste(255, (10, 20, 40, 60))
+    buf = io.BytesIO()
+    mask.save(buf, "PNG")
+    upload(page, "#mask-file", buf.getvalue(), "mask.png")
+    expect(page.locator("#mask-coverage")).to_contain_text("Mask covers 16%")
+    assert (_page_mask(page, "mask") == _mask_bits(buf.getvalue())).all()
+    page.click("#mask-undo")  # an uploaded mask is painted pixels like any other: undo works
+    expect(page.locator("#mask-coverage")).to_have_text("Mask is empty.")
+
+    upload(page, "#mask-file", make_png(40, 40), "small.png")
+    expect(page.locator("#mask-error")).to_contain_text("40×40")
+    expect(page.locator("#mask-coverage")).to_have_text("Mask is empty.")

@@ -1,7 +1,7 @@
-"""A tiny random-weight model with SD1.5's architecture, for tests and the offline demo.
+"""The tiny random-weight test model (`tiny-random`): SD1.5's architecture at toy widths.
 
-`write_demo_model(dir)` writes the same model-set layout as real weights (see engine.models), so the
-demo goes through the very loaders real weights use. Every block type, the 32 attention processors
+Fast unit tests of the machinery use it; the `demo` model is the trained shapes-world model
+(`engine.shapes_model`). `write_random_model(dir)` writes the same model-set layout as real weights (see engine.models), so it goes through the very loaders real weights use. Every block type, the 32 attention processors
 (16 cross-attention layers), cross-attention width 768, the ×8 VAE, the 257-token CLIP vision
 encoder and the authors' image-prompt checkpoint layout are kept; only widths and depths shrink.
 Outputs are noise-like: they prove the machinery, never quality.
@@ -22,21 +22,22 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine import tokenizer as demo_tokenizer
+from engine import tokenizer as bpe
 from engine.image_prompt import image_prompt_shapes, ip_adapter_shapes
+from engine.model_sets import MARKER, SD15_CONFIG_DIR, SD15_DOWN_BLOCKS, SD15_UP_BLOCKS, model_index, read_marker
 
-DEMO_VERSION = 1
-DEMO_MARKER = "demo_model.json"
-DEMO_CACHE_SUBDIR = f"demo-model-v{DEMO_VERSION}"
-SD15_CONFIG_DIR = Path(__file__).parent / "configs" / "sd15"
+RANDOM_VERSION = 1
+RANDOM_SPEC = "tiny-random"  # load_models("tiny-random"): built into the cache on first use
+RANDOM_CACHE_SUBDIR = f"tiny-random-v{RANDOM_VERSION}"
+MARKER_NAME = "diffeditor-tiny-random"
 
-CROSS_ATTENTION_DIM = 768  # SD1.5's text width: the same architecture checks apply to demo and real weights
+CROSS_ATTENTION_DIM = 768  # SD1.5's text width: the same architecture checks apply to it and real weights
 UNET_CONFIG: dict = {
     "sample_size": 64,
     "in_channels": 4,
     "out_channels": 4,
-    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
-    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+    "down_block_types": list(SD15_DOWN_BLOCKS),
+    "up_block_types": list(SD15_UP_BLOCKS),
     "block_out_channels": [32, 64, 64, 64],
     "layers_per_block": 2,
     "norm_num_groups": 8,
@@ -60,12 +61,12 @@ VISION_HIDDEN = 32
 RESAMPLER_WIDTH = 64  # a multiple of 64: the authors' Resampler uses 64-wide heads (here 1 head)
 
 README = """\
-diffeditor demo model (version {version}, seed {seed})
+diffeditor tiny random test model (version {version}, seed {seed})
 
 RANDOM WEIGHTS. This folder holds a tiny model with the architecture of Stable Diffusion 1.5
 (UNet, VAE, CLIP text encoder, tokenizer, DDIM scheduler), a tiny CLIP vision encoder and an
-image-prompt checkpoint in the DiffEditor authors' key layout. It exists for tests and the offline
-demo only: its outputs are noise-like and prove the machinery, never quality.
+image-prompt checkpoint in the DiffEditor authors' key layout. It exists for fast tests only: its
+outputs are noise-like and prove the machinery, never quality. The `demo` model is trained.
 Real weights: `diffeditor models download DIR`.
 """
 
@@ -101,46 +102,28 @@ def _random_state(seed: int, component: str, shapes: dict[str, tuple[int, ...]])
     return {name: _random_tensor(seed, component, name, torch.Size(shape)) for name, shape in shapes.items()}
 
 
-def _model_index() -> dict:
-    import diffusers
-
-    return {
-        "_class_name": "StableDiffusionPipeline",
-        "_diffusers_version": diffusers.__version__,
-        "feature_extractor": [None, None],
-        "image_encoder": [None, None],
-        "requires_safety_checker": False,
-        "safety_checker": [None, None],
-        "scheduler": ["diffusers", "DDIMScheduler"],
-        "text_encoder": ["transformers", "CLIPTextModel"],
-        "tokenizer": ["transformers", "CLIPTokenizer"],
-        "unet": ["diffusers", "UNet2DConditionModel"],
-        "vae": ["diffusers", "AutoencoderKL"],
-    }
-
-
-def write_demo_model(path: str | os.PathLike[str], seed: int = 0) -> Path:
-    """Write the demo model set into `path` (created; existing files overwritten) and return it."""
+def write_random_model(path: str | os.PathLike[str], seed: int = 0) -> Path:
+    """Write the tiny random model set into `path` (created; existing files overwritten) and return it."""
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModelWithProjection
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    (path / DEMO_MARKER).unlink(missing_ok=True)  # written last: its presence means "complete"
+    (path / MARKER).unlink(missing_ok=True)  # written last: its presence means "complete"
 
     unet = _randomize(UNet2DConditionModel(**UNET_CONFIG), seed, "unet")
     unet.save_pretrained(path / "unet", safe_serialization=True)
     _randomize(AutoencoderKL(**VAE_CONFIG), seed, "vae").save_pretrained(path / "vae", safe_serialization=True)
 
-    demo_tokenizer.write_tokenizer(path / "tokenizer")
-    bos_id, eos_id = demo_tokenizer.special_token_ids()
+    bpe.write_tokenizer(path / "tokenizer")
+    bos_id, eos_id = bpe.special_token_ids()
     text_config = CLIPTextConfig(
-        vocab_size=demo_tokenizer.vocab_size(),
+        vocab_size=bpe.vocab_size(),
         hidden_size=TEXT_HIDDEN,
         intermediate_size=64,
         num_hidden_layers=1,
         num_attention_heads=12,
-        max_position_embeddings=demo_tokenizer.MAX_LENGTH,
+        max_position_embeddings=bpe.MAX_LENGTH,
         hidden_act="quick_gelu",
         projection_dim=TEXT_HIDDEN,
         bos_token_id=bos_id,
@@ -175,44 +158,33 @@ def write_demo_model(path: str | os.PathLike[str], seed: int = 0) -> Path:
     (path / "image_prompt").mkdir(exist_ok=True)
     torch.save(checkpoint, path / "image_prompt" / "ip_sd15_64.bin")
 
-    (path / "model_index.json").write_text(json.dumps(_model_index(), indent=2) + "\n")
-    (path / "README.txt").write_text(README.format(version=DEMO_VERSION, seed=seed))
-    marker = {"name": "diffeditor-demo", "version": DEMO_VERSION, "seed": seed, "random_weights": True}
-    (path / DEMO_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+    (path / "model_index.json").write_text(json.dumps(model_index(), indent=2) + "\n")
+    (path / "README.txt").write_text(README.format(version=RANDOM_VERSION, seed=seed))
+    marker = {"name": MARKER_NAME, "version": RANDOM_VERSION, "seed": seed, "random_weights": True}
+    (path / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
     return path
-
-
-def read_demo_marker(path: Path) -> dict | None:
-    """The demo marker of a model-set folder, or None for real weights."""
-    marker = Path(path) / DEMO_MARKER
-    if not marker.is_file():
-        return None
-    try:
-        return json.loads(marker.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("DIFFEDITOR_CACHE_DIR") or Path.home() / ".cache" / "diffeditor")
 
 
-def ensure_demo_model() -> Path:
-    """The demo model in the cache folder, built on first use (safe when processes race to build it)."""
-    final = cache_dir() / DEMO_CACHE_SUBDIR
-    if read_demo_marker(final) is not None:
+def ensure_random_model() -> Path:
+    """The tiny random model in the cache folder, built on first use (safe when processes race to build it)."""
+    final = cache_dir() / RANDOM_CACHE_SUBDIR
+    if read_marker(final) is not None:
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{DEMO_CACHE_SUBDIR}-", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{RANDOM_CACHE_SUBDIR}-", dir=final.parent))
     try:
-        write_demo_model(tmp)
+        write_random_model(tmp)
         tmp.chmod(0o755)  # mkdtemp makes it private; the cache is shared by the user's processes
-        if final.exists() and read_demo_marker(final) is None:
+        if final.exists() and read_marker(final) is None:
             shutil.rmtree(final, ignore_errors=True)  # a half-written folder from an older layout
         try:
             tmp.rename(final)  # atomic; fails if another process renamed its copy first
         except OSError:
-            if read_demo_marker(final) is None:
+            if read_marker(final) is None:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
