@@ -208,7 +208,7 @@ def load_editor(settings: Settings) -> tuple[Any, dict]:
         )
     elif models.is_demo:
         log.warning(
-            "demo model (%s): a small model trained on a shapes world (flat-coloured shapes and cartoon faces). "
+            "DEMO MODEL (%s): a small model trained on a shapes world (flat-coloured shapes and cartoon faces). "
             "Set DIFFEDITOR_MODEL to SD1.5 weights for photographs.",
             spec,
         )
