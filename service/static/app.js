@@ -86,7 +86,7 @@ async function connect() {
 
 // On the demo model (CPU; trained on the shapes world at 128 px) a 768² edit takes minutes and
 // gains nothing: start from a small working size there. The person can still raise it.
-const DEMO_RESOLUTION = 256;
+const DEMO_RESOLUTION = 128; // its training size: at 256 px it does not edit (measured, docs/benchmarks.md)
 
 function demoDefaults(schema) {
   const prop = schema?.properties?.max_resolution;

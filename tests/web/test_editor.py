@@ -284,7 +284,7 @@ def test_every_control_is_labelled_and_tasks_work_by_keyboard(page: Page, artifa
     expect(page.locator("#param-cfg_scale")).to_have_value("5")
     expect(page.locator("#steps")).to_have_value("50")
     # On the demo model the page starts from a small working size (the schema says 768).
-    expect(page.locator("#param-max_resolution")).to_have_value("256")
+    expect(page.locator("#param-max_resolution")).to_have_value("128")
 
     # Focus is visible: the control reached with Tab gets an outline.
     page.focus("#steps")
