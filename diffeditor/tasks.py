@@ -10,6 +10,7 @@ points) are in the *input image's* pixels; the engine scales them to the working
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
@@ -34,8 +35,13 @@ class CommonParams(BaseModel):
         None, ge=0, le=2**32 - 1, description="Random seed; omitted means a random one, reported back."
     )
     steps: int = Field(50, ge=4, le=200, description="DDIM steps (inversion and sampling). §4 is defined for 50.")
-    max_resolution: int = Field(
-        768, ge=64, le=1024, description="Working size: area about max_resolution², sides multiples of 64."
+    max_resolution: int | None = Field(
+        None,
+        ge=64,
+        le=1024,
+        description="Working size: area about max_resolution², sides multiples of 64. Omitted: the worker's "
+        "default for its model and device (GET /v1/info `default_resolution`; the demo model 128, real "
+        "weights 768 on a GPU, 512 on a CPU).",
     )
     guidance_strength: float = Field(
         1.0,
@@ -142,6 +148,15 @@ FILES_BY_TASK: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 MASK_OWNER = {"mask": "image", "region_mask": "image", "reference_mask": "reference"}
 
 edit_params_adapter: TypeAdapter[EditParams] = TypeAdapter(EditParams)
+
+
+def field_suggestion(task: str, name: str) -> str | None:
+    """The task's parameter closest to a misspelt `name` ("ofset" -> "offset"), if one is close."""
+    model = PARAMS_BY_TASK.get(task)
+    if model is None:
+        return None
+    close = difflib.get_close_matches(name, list(model.model_fields), n=1, cutoff=0.7)
+    return close[0] if close else None
 
 
 def parse_params(data: dict) -> CommonParams:

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args
 
 from pydantic import ValidationError
 
@@ -70,15 +70,16 @@ def _edit_parser() -> argparse.ArgumentParser:
         for name, info in model.model_fields.items():
             if name in _SPECIAL:
                 continue
-            kind = {int: int, float: float, str: str}.get(info.annotation, None)
-            if name == "seed":
-                kind = int
+            # `int | None` (seed, max_resolution) parses as int; None defaults are said in the description.
+            kinds = [a for a in get_args(info.annotation) if a is not type(None)] or [info.annotation]
+            kind = {int: int, float: float, str: str}.get(kinds[0], str)
+            default = "" if info.default is None else f" (default {info.default})"
             p.add_argument(
                 f"--{name.replace('_', '-')}",
                 dest=name,
-                type=kind or str,
+                type=kind,
                 default=None,
-                help=f"{info.description or ''} (default {info.default})",
+                help=f"{info.description or ''}{default}",
             )
         p.add_argument("--model", default="demo", help="model folder, hub id, checkpoint file, or 'demo'")
         p.add_argument("--output", required=True, type=Path, help="output PNG")

@@ -48,9 +48,16 @@ class Editor:
     the time-travel repeats (§9), for the paper's ablation."""
 
     def __init__(
-        self, models: Models, cache_bytes: int = 8 << 30, image_prompt_cache: int = 16, time_travel: bool = True
+        self,
+        models: Models,
+        cache_bytes: int = 8 << 30,
+        image_prompt_cache: int = 16,
+        time_travel: bool = True,
+        default_resolution: int | None = None,
     ) -> None:
         self.models = models
+        # The working size of a request that names none (None: the model's rule, Models.default_resolution).
+        self.default_resolution = default_resolution or models.default_resolution()
         self.time_travel = time_travel
         self.control = AttentionControl()
         install_processors(models.unet, self.control, models.ip_layers)
@@ -111,7 +118,8 @@ class Editor:
             install_processors(self.models.unet, self.control, self.models.ip_layers)
         p = request.params
         seed = p.seed if p.seed is not None else secrets.randbelow(2**32)
-        params = p.model_copy(update={"seed": seed})
+        resolution = p.max_resolution or self.default_resolution
+        params = p.model_copy(update={"seed": seed, "max_resolution": resolution})
         stats = EditStats()
         ev = stats.evaluations
         t_start = clock = time.perf_counter()
@@ -129,7 +137,7 @@ class Editor:
 
         # 1. Preprocess (§1, §8): working size, masks, task plan.
         progress("preprocess", 0, 1)
-        size = working_size(request.image.size, p.max_resolution)
+        size = working_size(request.image.size, resolution)
         ctx = TaskContext(size=size, input_size=request.image.size, device=self.device)
         plan = prepare(request, ctx)
         stats.working_size = size
@@ -231,13 +239,15 @@ class Editor:
         return EditResult(image=image, seed=seed, params=params, stats=stats)
 
     @torch.no_grad()
-    def reconstruct(self, image: Image.Image, prompt: str, steps: int = 50, max_resolution: int = 768) -> Image.Image:
+    def reconstruct(
+        self, image: Image.Image, prompt: str, steps: int = 50, max_resolution: int | None = None
+    ) -> Image.Image:
         """DDIM inversion then plain deterministic DDIM back with the same prompt: no edit, no CFG,
         no K/V injection, no image prompt. What the quality benchmark's inversion figure measures."""
         with self._lock:
             if getattr(self.models.unet, "_editor_control", None) is not self.control:
                 install_processors(self.models.unet, self.control, self.models.ip_layers)
-            size = working_size(image.size, max_resolution)
+            size = working_size(image.size, max_resolution or self.default_resolution)
             x = to_tensor(resize_image(image, size), self.device, self.models.dtype)
             z = vae_encode(self.models.vae, x).float()
             context = self.encode_text([prompt])

@@ -12,7 +12,7 @@ SD15_CONFIG_DIR = Path(__file__).parent / "configs" / "sd15"
 # three cross-attention down blocks and a plain one, mirrored up (§5.1: up_blocks[1], [2] guide).
 SD15_DOWN_BLOCKS = ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D")
 SD15_UP_BLOCKS = ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D")
-MARKER = "demo_model.json"  # {"name", "version", "seed", "random_weights"}; absent in real weights
+MARKER = "demo_model.json"  # {"name", "version", "seed", "random_weights", "resolution"?}; absent in real weights
 
 
 def model_index() -> dict:

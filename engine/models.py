@@ -71,6 +71,19 @@ class Models:
     model_id: str  # stable identity of the weights, part of the inversion-cache key
     is_demo: bool  # a project-built model (the shapes-world demo or the tiny random one), not real weights
     random_weights: bool = False  # the tiny random model: outputs prove the machinery, never quality
+    trained_resolution: int | None = None  # a project-built model's training size (its marker's "resolution")
+
+    def default_resolution(self) -> int:
+        """The working size of an edit that names no `max_resolution`: a project-built model's own
+        training size (the demo model does not edit far from it); for real weights the authors'
+        768 on a GPU, SD1.5's native 512 on a CPU, where 768 takes minutes per edit."""
+        if self.trained_resolution is not None:
+            return self.trained_resolution
+        return GPU_DEFAULT_RESOLUTION if self.device.type == "cuda" else CPU_DEFAULT_RESOLUTION
+
+
+GPU_DEFAULT_RESOLUTION = 768  # the authors' UI default (§11.3)
+CPU_DEFAULT_RESOLUTION = 512
 
 
 SD15_CROSS_ATTENTION_DIM = 768
@@ -208,6 +221,8 @@ def load_models(
     if (image_encoder or image_prompt) and not is_demo and not missing:
         model_id += f"+ip#{_fingerprint([p for p in (encoder_path, prompt_path) if p is not None])}"
 
+    marker = read_marker(folder) if folder is not None and is_demo else None
+    trained_resolution = int(marker["resolution"]) if marker and marker.get("resolution") else None
     unet, vae, text_encoder, tok, scheduler = parts
     for module in (unet, vae, text_encoder):  # already in dtype: diffusers warns on a dtype cast via to()
         module.to(device=dev).eval().requires_grad_(False)
@@ -234,6 +249,7 @@ def load_models(
         model_id=model_id,
         is_demo=is_demo,
         random_weights=is_demo and not model_id.startswith("shapes-"),
+        trained_resolution=trained_resolution,
     )
 
 

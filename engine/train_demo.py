@@ -517,7 +517,13 @@ def export(cfg: TrainConfig, out: Path, vae: nn.Module, trained: dict, scaling: 
         str(model / "image_prompt" / "ip_sd15_64.safetensors"),
     )
     (model / "model_index.json").write_text(json.dumps(model_index(), indent=2) + "\n")
-    marker = {"name": MARKER_NAME, "version": SHAPES_VERSION, "seed": cfg.seed, "random_weights": False}
+    marker = {
+        "name": MARKER_NAME,
+        "version": SHAPES_VERSION,
+        "seed": cfg.seed,
+        "random_weights": False,
+        "resolution": cfg.image_size,  # the default working size: it does not edit far from it
+    }
     files = sorted(p for p in model.rglob("*") if p.is_file())
     listing = "\n".join(f"    {hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(model)}" for p in files)
     figures = "\n".join(f"- {k}: {v}" for k, v in summary.items())

@@ -24,9 +24,12 @@ class Links(BaseModel):
 
 
 class Progress(BaseModel):
-    stage: str
+    stage: str = Field(..., description="`loading`, `preprocess`, `image_prompt`, `inversion`, `sampling`, `saving`.")
     step: int
     total: int
+    eta_s: float | None = Field(
+        None, description="Estimated seconds until the edit ends, from the per-step times so far (None: not yet known)."
+    )
 
 
 JobStatusName = Literal["queued", "running", "succeeded", "failed", "canceled"]
@@ -98,6 +101,12 @@ class InfoOut(BaseModel):
         description="True when workers run a demo model (the shapes-world model or the tiny random one), not real weights.",
     )
     auth_required: bool
+    default_resolution: int | None = Field(
+        None,
+        description="The working size (`max_resolution`) an edit gets when it sends none: the ready workers' "
+        "default for their model and device (the demo model: its training size, 128; real weights: 768 on a "
+        "GPU, 512 on a CPU), or `DIFFEDITOR_DEFAULT_RESOLUTION`. None until a worker is ready.",
+    )
     limits: LimitsOut
 
 

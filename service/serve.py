@@ -1,4 +1,4 @@
-"""`diffeditor serve [--host H] [--port P]`: the HTTP API under uvicorn.
+"""`diffeditor serve [--host H] [--port P] [--model SPEC] ...`: the HTTP API under uvicorn.
 
 With REDIS_URL set, this is the API only (workers run as `diffeditor worker`), and torch is
 never imported. Without it, embedded mode: an in-process Redis (fakeredis), the API in a server
@@ -17,7 +17,7 @@ import sys
 import threading
 from typing import Any
 
-from service.settings import Settings, get_settings
+from service.settings import Settings, add_cli_options, settings_from_args
 
 log = logging.getLogger("diffeditor.serve")
 
@@ -29,6 +29,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    add_cli_options(parser)
     return parser.parse_args(argv)
 
 
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     level = os.environ.get("DIFFEDITOR_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    settings = get_settings()
+    settings = settings_from_args(args, "diffeditor serve")
     if settings.redis_url:
         return serve_api(settings, args.host, args.port)
     missing = [m for m in ("fakeredis", "torch") if importlib.util.find_spec(m) is None]

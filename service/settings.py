@@ -4,11 +4,13 @@ fresh machine with nothing configured (embedded mode, demo model)."""
 
 from __future__ import annotations
 
+import argparse
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +26,10 @@ class Settings(BaseSettings):
     device: str | None = None  # None: cuda when available, else cpu
     dtype: str | None = None  # fp16 | bf16 | fp32; None: fp16 on CUDA, fp32 on CPU
     inversion_cache_mb: int = 8192  # one 768² inversion keeps ≈3.1 GB of K/V on the GPU
+    # The working size of an edit that sends no max_resolution. None: the model's rule (the demo
+    # model its training size, 128; real weights 768 on a GPU, 512 on a CPU). Reported in /v1/info.
+    default_resolution: int | None = Field(None, ge=64, le=1024)
+    cpu_threads: int | None = Field(None, ge=1)  # None: OMP_NUM_THREADS, else the cores the process may use
 
     # Store.
     store: Literal["local", "s3"] = "local"
@@ -59,3 +65,38 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+# The settings a user reaches for first, also on the command line of `serve` and `worker`: each
+# option sets the field of the same name and wins over its environment variable.
+CLI_OPTIONS: dict[str, tuple[str, str]] = {
+    "model": ("SPEC", "model-set folder, hub id, SD1.5 checkpoint file, demo or tiny-random (default: demo)"),
+    "device": ("DEVICE", "cuda, cuda:N or cpu (default: cuda when available)"),
+    "dtype": ("DTYPE", "fp16, bf16 or fp32 (default: fp16 on CUDA, fp32 on CPU)"),
+    "default_resolution": ("N", "working size of edits that send no max_resolution (default: the model's)"),
+    "cpu_threads": ("N", "intra-op threads on a CPU (default: OMP_NUM_THREADS, else the cores allowed)"),
+    "data_dir": ("DIR", "local result store (default ./data)"),
+    "redis_url": ("URL", "the queue's Redis (unset: embedded mode, for serve)"),
+}
+
+
+def add_cli_options(parser: argparse.ArgumentParser, names: tuple[str, ...] = tuple(CLI_OPTIONS)) -> None:
+    for name in names:
+        metavar, text = CLI_OPTIONS[name]
+        env = "REDIS_URL" if name == "redis_url" else f"DIFFEDITOR_{name.upper()}"
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar=metavar, help=f"{text}; env {env}")
+
+
+def settings_from_args(args: argparse.Namespace, prog: str) -> Settings:
+    """The environment's settings with the command line's options on top; a bad value exits 2
+    with one line naming the option."""
+    overrides = {name: value for name in CLI_OPTIONS if (value := getattr(args, name, None)) is not None}
+    if not overrides:
+        return get_settings()
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        option = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "an option"
+        print(f"{prog}: {option}: {err['msg']} (got {err.get('input')!r})", file=sys.stderr)
+        raise SystemExit(2) from None

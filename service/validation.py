@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import ValidationError
 
-from diffeditor.tasks import FILES_BY_TASK, MASK_OWNER, CommonParams, parse_params
+from diffeditor.tasks import FILES_BY_TASK, MASK_OWNER, CommonParams, field_suggestion, parse_params
 from service.errors import ApiError, validation_error_to_api
 from service.settings import Settings
 
@@ -63,6 +63,21 @@ def _reject_constant(text: str) -> Any:
     raise _NonFinite(text)
 
 
+def _params_error(errors: list[Any], data: dict) -> ApiError:
+    """An unknown field is reported before anything else: a misspelt required field ("ofset") is
+    otherwise reported only as the real one missing. With the closest known name when one is near."""
+    unknown = [e for e in errors if e.get("type") == "extra_forbidden"]
+    if not unknown:
+        return validation_error_to_api(errors, prefix="params")
+    name = str(unknown[0]["loc"][-1])
+    task = str(data.get("task"))
+    hint = field_suggestion(task, name)
+    message = f"{name}: unknown parameter for {task} (its parameters: GET /v1/tasks)"
+    if hint:
+        message = f"{name}: unknown parameter for {task}; did you mean {hint!r}?"
+    return ApiError(422, "unknown_field", message, name)
+
+
 def parse_params_text(text: str | None, settings: Settings) -> CommonParams:
     """The `params` part: a JSON object validated by the task's model, plus the server's step cap."""
     if text is None:
@@ -80,7 +95,9 @@ def parse_params_text(text: str | None, settings: Settings) -> CommonParams:
     try:
         params = parse_params(data)
     except ValidationError as exc:
-        raise validation_error_to_api(list(exc.errors()), prefix="params") from None
+        raise _params_error(list(exc.errors()), data) from None
+    if params.max_resolution is None and settings.default_resolution is not None:
+        params = params.model_copy(update={"max_resolution": settings.default_resolution})
     if params.steps > settings.max_steps:
         raise ApiError(
             422, "invalid_value", f"steps: at most {settings.max_steps} on this server (got {params.steps})", "steps"

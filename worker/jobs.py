@@ -43,7 +43,7 @@ from engine.requests import request_from_files
 from service import jobs
 from service.settings import Settings
 from service.store import Store
-from worker.progress import ProgressReporter
+from worker.progress import ProgressReporter, StepTimes
 
 log = logging.getLogger("diffeditor.worker")
 
@@ -63,7 +63,8 @@ class Runtime:
     store: Store
     editor: Editor
     worker_name: str
-    model: dict = field(default_factory=dict)  # {"model", "is_demo", "device"} for the record
+    model: dict = field(default_factory=dict)  # {"model", "is_demo", "device", "default_resolution"}
+    step_times: StepTimes = field(default_factory=StepTimes)  # for ETAs: learnt across this worker's edits
 
 
 _runtime: Runtime | None = None
@@ -150,6 +151,8 @@ class EditRunner:
         if params.get("seed") is None:
             # Picked here, before any work, so a failed or canceled job still reports it.
             params["seed"] = secrets.randbelow(2**32)
+        if params.get("max_resolution") is None and getattr(self.rt.editor, "default_resolution", None):
+            params["max_resolution"] = int(self.rt.editor.default_resolution)  # this worker's default
         self._save_meta(job, params=params, progress={"stage": "loading", "step": 0, "total": 0}, error=None)
         queued_s = _seconds_between(job.enqueued_at, job.started_at)
         try:
@@ -160,7 +163,9 @@ class EditRunner:
             t_engine = time.monotonic()
             result = self.rt.editor.edit(
                 request,
-                progress=ProgressReporter(lambda p: self._report_progress(job, p), self.progress_interval_s),
+                progress=ProgressReporter(
+                    lambda p: self._report_progress(job, p), self.progress_interval_s, self.rt.step_times
+                ),
                 should_cancel=should_cancel,
             )
             engine_s = time.monotonic() - t_engine

@@ -1,4 +1,4 @@
-"""`diffeditor worker [--burst] [--name N]`: one process per GPU, on the queue at REDIS_URL."""
+"""`diffeditor worker [--burst] [--name N] [--model SPEC] ...`: one process per GPU, on the queue at REDIS_URL."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import socket
 import sys
 
 from service import jobs
-from service.settings import get_settings
+from service.settings import add_cli_options, settings_from_args
 
 log = logging.getLogger("diffeditor.worker")
 
@@ -25,6 +25,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--burst", action="store_true", help="exit once the queue is empty")
     parser.add_argument("--name", default=None, help="worker name, unique among live workers (default: host-pid)")
+    add_cli_options(parser)
     return parser.parse_args(argv)
 
 
@@ -36,7 +37,7 @@ def setup_logging() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     setup_logging()
-    settings = get_settings()
+    settings = settings_from_args(args, "diffeditor worker")
     if not settings.redis_url:
         print(
             "diffeditor worker: REDIS_URL is not set. Point it at the queue's Redis, "

@@ -324,8 +324,13 @@ async def cancel_edit(
 def _cancel(request: Request, redis: Redis, settings: Settings, job_id: str, owner: str) -> Response:
     view = _owned_job(redis, settings, job_id, owner)
     if view.status in FINISHED:
+        ended = {
+            "succeeded": "has already succeeded",
+            "failed": "has already failed",
+            "canceled": "was already canceled",
+        }
         raise ApiError(
-            409, "already_finished", f"the job is already {jobs.JobStatus(view.status).value}; nothing to cancel"
+            409, "already_finished", f"the job {ended[jobs.JobStatus(view.status).value]}; nothing to cancel"
         )
     canceled = jobs.cancel(redis, settings, job_id)
     if canceled is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 from functools import lru_cache
@@ -45,26 +46,49 @@ def _tasks() -> dict:
     }
 
 
+def _with_default_resolution(tasks: dict, resolution: int | None) -> dict:
+    if resolution is None:
+        return tasks
+    out = copy.deepcopy(tasks)
+    for task in out["tasks"]:
+        task["params_schema"]["properties"]["max_resolution"]["default"] = resolution
+    return out
+
+
+def _ready_workers(redis: Redis, settings: Settings) -> list[dict]:
+    try:
+        return jobs.ready_workers(redis, settings)
+    except RedisError as exc:  # static facts stay useful while Redis is away
+        log.warning("info: cannot read workers: %s", exc)
+        return []
+
+
+def default_resolution(settings: Settings, workers: list[dict]) -> int | None:
+    """The working size an edit without `max_resolution` gets: the server's setting (filled in at
+    submit), else the smallest default of the ready workers (any of them may take the job)."""
+    if settings.default_resolution is not None:
+        return settings.default_resolution
+    values = [int(w["default_resolution"]) for w in workers if w.get("default_resolution")]
+    return min(values) if values else None
+
+
 @router.get("/tasks", response_model=TasksOut, summary="Each task's parameter schema and file inputs")
-def list_tasks() -> dict:
+def list_tasks(settings: Settings = Depends(app_settings), redis: Redis = Depends(get_redis)) -> dict:
     """For each task: the JSON schema of its `params` (defaults, ranges, descriptions) and which
-    file parts it requires or accepts. The server may cap `steps` lower: see /v1/info."""
-    return _tasks()
+    file parts it requires or accepts. The default of `max_resolution` is this server's (as in
+    /v1/info) once a worker is ready. The server may cap `steps` lower: see /v1/info."""
+    return _with_default_resolution(_tasks(), default_resolution(settings, _ready_workers(redis, settings)))
 
 
 @router.get("/info", response_model=InfoOut, summary="Server facts a client adapts to")
 def info(settings: Settings = Depends(app_settings), redis: Redis = Depends(get_redis)) -> dict:
-    demo = settings.model is None
-    try:
-        workers = jobs.ready_workers(redis, settings)
-        if workers:
-            demo = any(bool(w.get("is_demo")) for w in workers)
-    except RedisError as exc:  # static facts stay useful while Redis is away
-        log.warning("info: cannot read workers: %s", exc)
+    workers = _ready_workers(redis, settings)
+    demo = any(bool(w.get("is_demo")) for w in workers) if workers else settings.model is None
     return {
         "version": version(),
         "demo_model": demo,
         "auth_required": bool(settings.key_hashes()),
+        "default_resolution": default_resolution(settings, workers),
         "limits": LimitsOut(
             max_upload_bytes=settings.max_upload_bytes,
             max_request_bytes=settings.max_request_bytes,

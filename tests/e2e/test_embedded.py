@@ -40,8 +40,10 @@ def test_embedded_serve_runs_an_edit_over_http(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "diffeditor", "serve", "--port", str(port)],
-            cwd=tmp_path,  # ./data lands here
+            # Settings on the command line (README: `serve --model ...`), over their environment variables.
+            [sys.executable, "-m", "diffeditor", "serve", "--port", str(port), "--model", "demo"]
+            + ["--data-dir", "results", "--cpu-threads", "1"],
+            cwd=tmp_path,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -51,6 +53,7 @@ def test_embedded_serve_runs_an_edit_over_http(tmp_path: Path) -> None:
             _wait_for(f"{base}/healthz", 60, proc, log)
             ready = _wait_for(f"{base}/readyz", WORKER_START_TIMEOUT_S, proc, log).json()
             assert ready["ready"] is True and ready["demo_model"] is True and ready["workers"] == 1
+            assert httpx.get(f"{base}/v1/info").json()["default_resolution"] == 128  # the demo model's size
 
             with httpx.Client(base_url=base, timeout=30) as http:
                 params, files = EDITS["move"]
@@ -68,8 +71,9 @@ def test_embedded_serve_runs_an_edit_over_http(tmp_path: Path) -> None:
                 assert result.status_code == 200
                 assert Image.open(io.BytesIO(result.content)).size == (64, 64)
 
-            assert (tmp_path / "data" / job_id / "result.png").is_file()  # the store is ./data
-            assert "EMBEDDED MODE" in log.read_text() and "DEMO MODEL" in log.read_text()
+            assert (tmp_path / "results" / job_id / "result.png").is_file()  # --data-dir
+            text = log.read_text()
+            assert "EMBEDDED MODE" in text and "DEMO MODEL" in text and "CPU: 1 intra-op threads" in text
 
             proc.send_signal(signal.SIGTERM)  # warm shutdown: worker stops, then the server
             assert proc.wait(timeout=60) == 0

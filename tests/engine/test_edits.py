@@ -109,6 +109,24 @@ def test_random_seed_is_reported(editor: engine.Editor) -> None:
     assert result.seed is not None and result.params.seed == result.seed
 
 
+def test_an_omitted_working_size_is_the_editors_default_and_reported(random_models: engine.Models) -> None:
+    req = requests()["landmark"]
+    p = req.params.model_copy(update={"max_resolution": None, "steps": 4})
+    result = engine.Editor(random_models, default_resolution=RES).edit(engine.LandmarkRequest(req.image, p))
+    assert result.params.max_resolution == RES and result.stats.working_size == (RES, RES)
+
+
+def test_default_resolution_rule() -> None:
+    from types import SimpleNamespace
+
+    def rule(trained: int | None, device: str) -> int:
+        return engine.Models.default_resolution(
+            SimpleNamespace(trained_resolution=trained, device=torch.device(device))  # type: ignore[arg-type]
+        )
+
+    assert (rule(None, "cuda"), rule(None, "cpu"), rule(128, "cuda"), rule(128, "cpu")) == (768, 512, 128, 128)
+
+
 def test_progress_and_cancellation(editor: engine.Editor) -> None:
     req = requests()["move"]
     p = req.params.model_copy(update={"steps": 8, "max_resolution": 64})

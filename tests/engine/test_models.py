@@ -59,6 +59,7 @@ def test_demo_spec_is_the_shipped_shapes_model() -> None:
 
     m = load_models("demo", device="cpu")
     assert m.is_demo and not m.random_weights and m.model_id == "shapes-v1"
+    assert m.trained_resolution == 128 and m.default_resolution() == 128  # its training size, from the marker
     assert m.image_encoder is not None and m.ip_layers is not None
     assert m.vae.config.scaling_factor != pytest.approx(0.18215)  # set from the shapes data
     assert (SHAPES_DIR / "README.md").is_file()

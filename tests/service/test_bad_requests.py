@@ -123,6 +123,13 @@ CASES = [
     Case("missing task", lambda: with_params({"offset": [1, 1]}), 422, "missing_field", "task"),
     Case("unknown task", lambda: with_params({"task": "teleport"}), 422, "unknown_task", "task"),
     Case("unknown field", lambda: with_params({**MOVE, "strength": 3}), 422, "unknown_field", "strength"),
+    Case(
+        "misspelt required field",
+        lambda: with_params({"task": "move", "ofset": [8, 0]}),
+        422,
+        "unknown_field",
+        "ofset",
+    ),
     Case("missing required param", lambda: with_params({"task": "move"}), 422, "missing_field", "offset"),
     Case("steps of the wrong type", lambda: with_params({**MOVE, "steps": "many"}), 422, "invalid_value", "steps"),
     Case("negative steps", lambda: with_params({**MOVE, "steps": -5}), 422, "invalid_value", "steps"),
@@ -313,3 +320,11 @@ def test_bad_request(case: Case, make_client: Callable[..., TestClient], redis: 
     assert body["error"]["field"] == case.field, body
     assert body["error"]["message"]
     assert jobs.queue_depth(redis, settings) == 0  # nothing was queued
+
+
+def test_a_misspelt_field_is_named_with_the_closest_known_one(client: TestClient) -> None:
+    # A misspelt required field is reported as what it is, not as the real one missing.
+    body = client.post("/v1/edits", **with_params({"task": "move", "ofset": [8, 0]})).json()
+    assert body["error"]["message"] == "ofset: unknown parameter for move; did you mean 'offset'?"
+    far = client.post("/v1/edits", **with_params({**MOVE, "zzz": 1})).json()
+    assert far["error"]["message"] == "zzz: unknown parameter for move (its parameters: GET /v1/tasks)"

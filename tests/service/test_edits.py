@@ -109,6 +109,7 @@ def test_cancel_a_queued_job(client: TestClient, redis: Redis, settings: Setting
     assert jobs.queue_depth(redis, settings) == 0
     again = client.delete(f"/v1/edits/{job_id}")
     assert again.status_code == 409 and again.json()["error"]["code"] == "already_finished"
+    assert again.json()["error"]["message"] == "the job was already canceled; nothing to cancel"
     result = client.get(f"/v1/edits/{job_id}/result")
     assert result.status_code == 409 and result.json()["error"]["code"] == "job_canceled"
 

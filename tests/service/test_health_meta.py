@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
@@ -47,9 +48,28 @@ def test_info_demo_flag_from_settings_without_workers(make_client: Callable[...,
     assert make_client(model="/models/sd15").get("/v1/info").json()["demo_model"] is False
 
 
+def test_default_resolution_comes_from_the_workers_or_the_setting(
+    make_client: Callable[..., TestClient], redis: Redis, settings: Settings
+) -> None:
+    client = make_client()
+
+    def defaults() -> tuple[int | None, set]:
+        tasks = client.get("/v1/tasks").json()["tasks"]
+        schema_defaults = {t["params_schema"]["properties"]["max_resolution"].get("default") for t in tasks}
+        return client.get("/v1/info").json()["default_resolution"], schema_defaults
+
+    assert defaults() == (None, {None})  # no worker yet: the worker will decide
+    jobs.register_worker(redis, settings, {**WORKER, "name": "gpu", "default_resolution": 768})
+    assert defaults() == (768, {768})
+    jobs.register_worker(redis, settings, {**WORKER, "name": "cpu", "default_resolution": 128})
+    assert defaults() == (128, {128})  # any worker may take the job: the smallest
+    fixed = make_client(default_resolution=320)
+    assert fixed.get("/v1/info").json()["default_resolution"] == 320
+
+
 def test_info_shape(make_client: Callable[..., TestClient]) -> None:
     body = make_client(max_steps=30, api_key_hashes="ab" * 32).get("/v1/info").json()
-    assert set(body) == {"version", "demo_model", "auth_required", "limits"}
+    assert set(body) == {"version", "demo_model", "auth_required", "default_resolution", "limits"}
     assert body["auth_required"] is True and body["limits"]["max_steps"] == 30
     assert {"max_upload_bytes", "max_pixels", "min_side", "rate_limit_per_min"} <= set(body["limits"])
 
@@ -150,3 +170,19 @@ def test_watchdog_sweep_survives_redis_down(make_client: Callable[..., TestClien
 
     app = make_client(redis_url="redis://127.0.0.1:6390/0").app
     assert asyncio.run(sweep_once(app)) == 0
+
+
+def test_command_line_settings_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from service.settings import add_cli_options, settings_from_args
+
+    monkeypatch.setenv("DIFFEDITOR_MODEL", "/env/model")
+    monkeypatch.setenv("DIFFEDITOR_DEFAULT_RESOLUTION", "256")
+    parser = argparse.ArgumentParser()
+    add_cli_options(parser)
+    settings = settings_from_args(parser.parse_args(["--model", "demo", "--data-dir", "out"]), "serve")
+    assert (settings.model, str(settings.data_dir), settings.default_resolution) == ("demo", "out", 256)
+    with pytest.raises(SystemExit) as exc:
+        settings_from_args(parser.parse_args(["--cpu-threads", "0"]), "serve")
+    assert exc.value.code == 2

@@ -14,7 +14,7 @@ from PIL import Image
 from diffeditor.tasks import FILES_BY_TASK, TASKS
 from service.errors import ApiError
 from service.settings import Settings
-from service.validation import validate_edit
+from service.validation import parse_params_text, validate_edit
 from tests.service.helpers import mask_png, png
 
 SETTINGS = Settings(redis_url="redis://127.0.0.1:6379/1", min_side=16)
@@ -72,3 +72,11 @@ def test_accepted_or_a_4xx(submission: tuple[str, dict[str, bytes]]) -> None:
         if "mask" in name:
             assert set(np.unique(np.asarray(img)).tolist()) <= {0, 255}
             assert np.asarray(img).any()
+
+
+def test_the_servers_default_resolution_fills_an_omitted_max_resolution_only() -> None:
+    fixed = Settings(redis_url="redis://127.0.0.1:6379/1", default_resolution=320)
+    move = {"task": "move", "offset": [1, 0]}
+    assert parse_params_text(json.dumps(move), fixed).max_resolution == 320
+    assert parse_params_text(json.dumps({**move, "max_resolution": 512}), fixed).max_resolution == 512
+    assert parse_params_text(json.dumps(move), SETTINGS).max_resolution is None  # the worker decides

@@ -21,7 +21,7 @@ from service.store import LocalStore
 from tests.processes import free_port
 from tests.worker.conftest import FakeEditor, submit
 from worker.jobs import EditRunner, Runtime
-from worker.progress import ProgressReporter
+from worker.progress import ProgressReporter, StepTimes
 
 
 def test_success_writes_result_record_and_effective_params(
@@ -36,7 +36,7 @@ def test_success_writes_result_record_and_effective_params(
     seed = view.params["seed"]
     assert isinstance(seed, int)
     assert editor.calls[0].params.seed == seed  # the worker picked the seed before the engine ran
-    assert view.progress == {"stage": "sampling", "step": 4, "total": 4}
+    assert view.progress == {"stage": "sampling", "step": 4, "total": 4, "eta_s": 0.0}
     assert view.stats["working_size"] == [64, 64] and view.stats["seconds"]["sampling"] == 0.02
     assert view.error is None and view.started_at and view.ended_at
 
@@ -80,7 +80,7 @@ def test_progress_reporter_throttles_repeats_but_never_skips_a_step() -> None:
         for _ in range(5):
             report("sampling", step, 3)
     report("decode", 0, 1)
-    assert writes == [
+    assert [{k: w[k] for k in ("stage", "step", "total")} for w in writes] == [
         {"stage": "sampling", "step": 1, "total": 3},
         {"stage": "sampling", "step": 2, "total": 3},
         {"stage": "sampling", "step": 3, "total": 3},
@@ -90,7 +90,30 @@ def test_progress_reporter_throttles_repeats_but_never_skips_a_step() -> None:
     fast = ProgressReporter(writes.append, min_interval_s=0.0)
     fast("guidance", 1, 3)
     fast("guidance", 1, 4)
-    assert writes[-2:] == [{"stage": "guidance", "step": 1, "total": 3}, {"stage": "guidance", "step": 1, "total": 4}]
+    assert [(w["step"], w["total"]) for w in writes[-2:]] == [(1, 3), (1, 4)]
+
+
+def test_progress_eta_counts_the_steps_left_at_this_edits_own_pace() -> None:
+    now = [0.0]
+    writes: list[dict] = []
+    history = StepTimes(sampling_per_inversion=3.0)
+    report = ProgressReporter(writes.append, min_interval_s=0.0, history=history, clock=lambda: now[0])
+    report("preprocess", 0, 1)
+    assert writes[-1]["eta_s"] is None  # nothing timed yet
+    now[0] = 1.0
+    report("inversion", 1, 10)  # 1 s per inversion step
+    # 9 inversion steps left, then 10 sampling steps at 3x an inversion step.
+    assert writes[-1]["eta_s"] == 9 * 1.0 + 10 * 3.0
+    now[0] = 10.0
+    report("inversion", 10, 10)
+    assert writes[-1]["eta_s"] == 30.0
+    now[0] = 12.0
+    report("sampling", 1, 10)  # 2 s per sampling step: 9 left
+    assert writes[-1]["eta_s"] == 18.0
+    now[0] = 30.0
+    report("sampling", 10, 10)
+    assert writes[-1]["eta_s"] == 0.0
+    assert history.sampling_per_inversion == 2.0  # learnt for the next edit's inversion-time ETA
 
 
 def _raiser(exc: BaseException, at: int = 1) -> Callable[[int], None]:
@@ -215,7 +238,7 @@ def test_worker_registers_ready_while_running_and_unregisters_on_exit(
     assert during and len(during[0]) == 1
     info = during[0][0]
     assert info["name"].startswith("reg-") and info["is_demo"] is False
-    assert set(info) == {"name", "device", "model", "is_demo", "gpu_memory_bytes", "last_seen"}
+    assert set(info) == {"name", "device", "model", "is_demo", "default_resolution", "gpu_memory_bytes", "last_seen"}
     assert jobs.ready_workers(redis, settings) == []
 
 
