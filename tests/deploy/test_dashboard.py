@@ -18,9 +18,10 @@ from service import jobs
 from service.app import create_app
 from service.settings import Settings
 from tests.deploy.tools import DEPLOY
+from tests.processes import suite_redis_url
 
 DASHBOARD = DEPLOY / "monitoring" / "grafana-dashboard.json"
-REDIS_URL = "redis://127.0.0.1:6379/3"
+REDIS_URL = suite_redis_url(3)
 
 
 @pytest.fixture

@@ -26,9 +26,9 @@ from redis import Redis
 from service.settings import Settings
 from service.store import Store, make_store
 from tests.deploy.tools import ROOT
-from tests.processes import free_port, stop_process
+from tests.processes import free_port, stop_process, suite_redis_url
 
-REDIS_URL = "redis://127.0.0.1:6379/3"
+REDIS_URL = suite_redis_url(3)
 N_JOBS = 20
 WORKERS = ("scale-a", "scale-b")
 VICTIM = WORKERS[0]

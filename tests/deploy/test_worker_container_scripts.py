@@ -17,10 +17,11 @@ from redis import Redis
 from service import jobs
 from service.settings import Settings
 from tests.deploy.tools import ROOT
+from tests.processes import suite_redis_url
 
 ENTRYPOINT = ROOT / "deploy" / "docker" / "worker-entrypoint.sh"
 READY = ROOT / "deploy" / "docker" / "worker_ready.py"
-REDIS_URL = "redis://127.0.0.1:6379/3"
+REDIS_URL = suite_redis_url(3)
 EX_CONFIG = 78
 
 

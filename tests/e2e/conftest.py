@@ -1,4 +1,4 @@
-"""End-to-end fixtures: the real Redis on 127.0.0.1:6379 database 2 (flushed per module; the
+"""End-to-end fixtures: the suite's own Redis (tests/processes.py), database 2 (flushed per module; the
 worker and end-to-end suites own it), real `diffeditor worker` subprocesses on the demo model,
 and the API app under TestClient. Edits are tiny (64x64, 4 steps, guidance off unless a test needs
 a slower job) because these tests are about the service, not the algorithm."""
@@ -24,9 +24,9 @@ from redis import Redis
 from service import jobs
 from service.app import create_app
 from service.settings import Settings
-from tests.processes import stop_process
+from tests.processes import stop_process, suite_redis_url
 
-REDIS_URL = "redis://127.0.0.1:6379/2"
+REDIS_URL = suite_redis_url(2)
 REPO = Path(__file__).resolve().parents[2]
 WORKER_START_TIMEOUT_S = 240  # model load + warm-up on a busy 2-core machine
 TERMINAL = {"succeeded", "failed", "canceled"}

@@ -1,46 +1,15 @@
 """Redis stops while a client polls: the API answers 503 with Retry-After (never a 500), and serves
-again once Redis is back. Uses its own throwaway redis-server (the shared one stays up)."""
+again once Redis is back. Uses its own throwaway redis-server (the suite's stays up)."""
 
 from __future__ import annotations
 
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from redis import Redis
-from redis.exceptions import RedisError
 
 from tests.e2e.conftest import EDITS, client_for, make_settings, multipart
-from tests.processes import free_port
-
-
-class RedisServer:
-    def __init__(self, port: int, workdir: Path) -> None:
-        self.port, self.workdir = port, workdir
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            cwd=self.workdir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = Redis(port=self.port, socket_connect_timeout=1)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except RedisError:
-                time.sleep(0.1)
-        raise AssertionError(f"redis-server on port {self.port} did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+from tests.processes import RedisServer, free_port
 
 
 @pytest.fixture

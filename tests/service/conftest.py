@@ -1,4 +1,4 @@
-"""Fixtures for the API tests: the real Redis on 127.0.0.1:6379, database 1 (flushed per test;
+"""Fixtures for the API tests: the suite's own Redis (tests/processes.py), database 1 (flushed per test;
 no other suite uses it), a local store in a temp dir."""
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
-REDIS_URL = "redis://127.0.0.1:6379/1"
+from tests.processes import suite_redis_url
+
+REDIS_URL = suite_redis_url(1)
 
 
 def png(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (90, 120, 200), fmt: str = "PNG") -> bytes:

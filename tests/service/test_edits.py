@@ -15,7 +15,7 @@ from rq.job import Job
 from service import jobs
 from service.routers.edits import choose_media
 from service.settings import Settings
-from tests.service.helpers import mask_png, multipart, png, submit
+from tests.service.helpers import REDIS_URL, mask_png, multipart, png, submit
 
 
 def finish(redis: Redis, client: TestClient, job_id: str, size: tuple[int, int] = (40, 30)) -> bytes:
@@ -213,7 +213,7 @@ def test_api_process_never_imports_torch(make_settings: Callable[..., Settings])
 
     code = (
         "import sys; from service.app import create_app; from service.settings import Settings; "
-        f"create_app(Settings(redis_url='redis://127.0.0.1:6379/1', data_dir={str(make_settings().data_dir)!r})); "
+        f"create_app(Settings(redis_url={REDIS_URL!r}, data_dir={str(make_settings().data_dir)!r})); "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -12,14 +12,14 @@ from collections.abc import Callable, Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.service.helpers import submit
+from tests.service.helpers import REDIS_URL, submit
 
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to Redis; `cut()` drops every connection and refuses new ones."""
 
-    def __init__(self, target: tuple[str, int] = ("127.0.0.1", 6379)) -> None:
-        self.target = target
+    def __init__(self, target: tuple[str, int] | None = None) -> None:
+        self.target = target or ("127.0.0.1", int(REDIS_URL.rsplit(":", 1)[1].split("/")[0]))
         probe = socket.socket()
         probe.bind(("127.0.0.1", 0))
         self.port = probe.getsockname()[1]

@@ -15,9 +15,9 @@ from diffeditor.tasks import FILES_BY_TASK, TASKS
 from service.errors import ApiError
 from service.settings import Settings
 from service.validation import parse_params_text, validate_edit
-from tests.service.helpers import mask_png, png
+from tests.service.helpers import REDIS_URL, mask_png, png
 
-SETTINGS = Settings(redis_url="redis://127.0.0.1:6379/1", min_side=16)
+SETTINGS = Settings(redis_url=REDIS_URL, min_side=16)
 
 sizes = st.tuples(st.integers(16, 40), st.integers(16, 40))
 coords = st.floats(-20, 50, allow_nan=False)
@@ -75,7 +75,7 @@ def test_accepted_or_a_4xx(submission: tuple[str, dict[str, bytes]]) -> None:
 
 
 def test_the_servers_default_resolution_fills_an_omitted_max_resolution_only() -> None:
-    fixed = Settings(redis_url="redis://127.0.0.1:6379/1", default_resolution=320)
+    fixed = Settings(redis_url=REDIS_URL, default_resolution=320)
     move = {"task": "move", "offset": [1, 0]}
     assert parse_params_text(json.dumps(move), fixed).max_resolution == 320
     assert parse_params_text(json.dumps({**move, "max_resolution": 512}), fixed).max_resolution == 512

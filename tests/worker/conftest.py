@@ -1,4 +1,4 @@
-"""Fixtures for the worker, job-contract and store tests: the real Redis on 127.0.0.1:6379,
+"""Fixtures for the worker, job-contract and store tests: the suite's own Redis (tests/processes.py),
 database 2 (flushed per test; it belongs to the worker and end-to-end suites), a local store in a
 temp dir, a fake editor injected into the worker (no torch), and an S3 server (moto) on loopback."""
 
@@ -20,9 +20,10 @@ from engine.requests import EditResult, EditStats
 from service import jobs
 from service.settings import Settings
 from service.store import LocalStore
+from tests.processes import suite_redis_url
 from worker.runtime import build_runtime, run_worker
 
-REDIS_URL = "redis://127.0.0.1:6379/2"
+REDIS_URL = suite_redis_url(2)
 
 
 def png(size: tuple[int, int] = (64, 64), mode: str = "RGB", box: tuple[int, int, int, int] | None = None) -> bytes:
