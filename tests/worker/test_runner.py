@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -251,3 +252,23 @@ def test_redis_blips_cost_a_progress_update_not_the_edit(settings: Settings, sto
     job.meta = {}
     runner._report_progress(job, {"stage": "sampling", "step": 1, "total": 4})  # logged, not raised
     assert job.meta["progress"]["step"] == 1
+
+
+def test_cpu_threads_follow_the_setting_then_omp_then_the_allowed_cores(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from worker import runtime
+
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text("150000 100000\n")  # 1.5 CPUs: rounded up to 2
+    assert runtime._cgroup_cpu_quota(cpu_max) == 2
+    cpu_max.write_text("max 100000\n")
+    assert runtime._cgroup_cpu_quota(cpu_max) is None
+    assert runtime._cgroup_cpu_quota(tmp_path / "absent") is None
+    assert runtime.cpu_threads(3) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")
+    assert runtime.cpu_threads() == 5
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(runtime, "_cgroup_cpu_quota", lambda: 2)
+    assert runtime.cpu_threads() == 2  # a container's quota caps the affinity
