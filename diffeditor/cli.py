@@ -11,6 +11,7 @@ USAGE = """usage: diffeditor COMMAND [...]
 commands:
   edit TASK ...        run one edit (move, drag, landmark, appearance, paste)
   demo-model DIR       write the demo model (trained on the shapes world; --random: the tiny random test model)
+  samples DIR          write the sample scenes (images, masks, params.json) the README's examples use
   train-demo OUT       train the demo model from scratch (reproduces the shipped weights)
   models download DIR  fetch the real SD1.5 + image-encoder + image-prompt weights
   serve                run the HTTP API (embedded queue and worker when REDIS_URL is unset)
@@ -28,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
         from engine.cli import main as engine_main
 
         return engine_main([command, *rest])
+    if command == "samples":
+        from diffeditor.samples import main as samples_main
+
+        return samples_main(rest)
     if command == "worker":
         from worker.main import main as worker_main
 

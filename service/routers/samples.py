@@ -9,85 +9,33 @@ they are the same for everyone and reveal nothing.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
-from diffeditor.cases import CASE_TASKS, sample
+from diffeditor.cases import CASE_TASKS
+from diffeditor.samples import SAMPLE_SIZE, Sample, get_sample
 from service.errors import ApiError
 from service.schemas import ErrorOut, SampleOut
 
 router = APIRouter(prefix="/v1/samples", tags=["samples"])
 
-SAMPLE_SIZE = 128  # pixels per side: the demo model is trained at 128 px
-SAMPLE_RESOLUTION = 128  # the samples' max_resolution, for the same reason
 MAX_NAME_SHOWN = 64
-
-# Short titles for people. They do not name the object: which object a sample holds is the
-# shapes world's choice (its seed), not this module's.
-_TITLES = {
-    "move": "Move an object",
-    "resize": "Resize an object",
-    "drag": "Stretch a shape by its edge",
-    "landmark": "Move an eye of a face",
-    "appearance": "Recolour from a reference",
-    "paste": "Paste from a reference",
-}
-
-
-@dataclass(frozen=True)
-class _Sample:
-    name: str
-    task: str  # the API task (resize is a move with a scale)
-    title: str
-    params: dict[str, Any]
-    pngs: dict[str, bytes]  # by multipart field name
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready: numpy scalars to Python numbers, tuples to lists, all the way down."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _png(img: Any) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _title(name: str, params: dict[str, Any]) -> str:
-    title = _TITLES.get(name, name.capitalize())
-    scale = params.get("scale")
-    if name == "resize" and isinstance(scale, (int, float)) and scale != 1:
-        title += f" ({scale:g}×)"
-    return title
 
 
 @lru_cache(maxsize=len(CASE_TASKS))
-def _sample(name: str) -> _Sample:
-    """The rendered sample `name` (one of CASE_TASKS: callers check, so the cache stays small)."""
-    case = sample(name, size=SAMPLE_SIZE)  # type: ignore[arg-type]
-    params = _plain({**case.params, "max_resolution": SAMPLE_RESOLUTION})
-    return _Sample(
-        name=name,
-        task=case.engine_task,
-        title=_title(name, params),
-        params=params,
-        pngs={field: _png(img) for field, img in case.images.items()},
-    )
+def _pngs(name: str) -> dict[str, bytes]:
+    buf: dict[str, bytes] = {}
+    for field, img in get_sample(name).images.items():
+        out = io.BytesIO()
+        img.save(out, format="PNG")
+        buf[field] = out.getvalue()
+    return buf
 
 
-def _known(name: str) -> _Sample:
+def _known(name: str) -> Sample:
     if name not in CASE_TASKS:
         raise ApiError(
             404,
@@ -95,21 +43,21 @@ def _known(name: str) -> _Sample:
             f"no sample {name[:MAX_NAME_SHOWN]!r}: the samples are {', '.join(CASE_TASKS)}",
             "name",
         )
-    return _sample(name)
+    return get_sample(name)
 
 
 def _file_url(request: Request, name: str, field: str) -> str:
     return f"{request.scope.get('root_path', '')}/v1/samples/{name}/{field}.png"
 
 
-def _out(request: Request, s: _Sample) -> dict[str, Any]:
+def _out(request: Request, s: Sample) -> dict[str, Any]:
     return {
         "name": s.name,
         "task": s.task,
         "title": s.title,
         "size": SAMPLE_SIZE,
         "params": s.params,
-        "files": {field: _file_url(request, s.name, field) for field in s.pngs},
+        "files": {field: _file_url(request, s.name, field) for field in s.images},
     }
 
 
@@ -135,12 +83,12 @@ def sample_file(
     field: Annotated[str, Path(description="A file part the sample has (its `files`): image, mask, reference, ...")],
 ) -> Response:
     s = _known(name)
-    png = s.pngs.get(field)
+    png = _pngs(s.name).get(field)
     if png is None:
         raise ApiError(
             404,
             "not_found",
-            f"sample {name!r} has no file {field[:MAX_NAME_SHOWN]!r}: it has {', '.join(s.pngs)}",
+            f"sample {name!r} has no file {field[:MAX_NAME_SHOWN]!r}: it has {', '.join(s.images)}",
             "field",
         )
     return Response(
