@@ -10,8 +10,9 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from redis import Redis
 from starlette.concurrency import run_in_threadpool
@@ -30,6 +31,17 @@ from service.validation import configure_pillow
 log = logging.getLogger("diffeditor.api")
 
 STATIC_DIR = Path(__file__).parent / "static"
+# Swagger UI's and ReDoc's JS and CSS, served from the fastapi-offline wheel's copies (MIT; Swagger UI
+# is Apache-2.0, ReDoc MIT) rather than FastAPI's default CDN, so /docs and /redoc work offline.
+DOCS_ASSETS_URL = "/docs/assets"
+# The docs pages may load nothing from other sites: ReDoc's sidebar logo (cdn.redoc.ly) is refused
+# and hides itself. FastAPI's two pages start the UI from an inline script and the UIs set inline
+# styles, hence 'unsafe-inline' on these two pages only (they show nothing but our own schema).
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 API_SOCKET_TIMEOUT_S = 5.0  # a hung Redis answers 503 after this, not never
 
 DESCRIPTION = """Fine-grained image editing with DiffEditor on Stable Diffusion 1.5: move, drag,
@@ -49,7 +61,7 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
         title="diffeditor",
         version=meta.version(),
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,  # both pages come from _mount_docs, with local assets
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -72,6 +84,7 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
     app.include_router(meta.router)
     app.include_router(samples.router)
     app.include_router(health.router)
+    _mount_docs(app)
     _mount_static(app)
     return app
 
@@ -102,6 +115,42 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs and ReDoc at /redoc, their assets under DOCS_ASSETS_URL."""
+    app.mount(DOCS_ASSETS_URL, StaticFiles(packages=[("fastapi_offline", "static")]), name="docs-assets")
+
+    def urls(request: Request) -> tuple[str, str]:
+        root = request.scope.get("root_path", "")  # behind a proxy that strips a prefix
+        return f"{root}{app.openapi_url}", f"{root}{DOCS_ASSETS_URL}"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        openapi, assets = urls(request)
+        page = get_swagger_ui_html(
+            openapi_url=openapi,
+            title=f"{app.title} API",
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon.png",
+            oauth2_redirect_url=None,  # API keys are bearer tokens: no OAuth2 flow to come back from
+        )
+        page.headers["Content-Security-Policy"] = DOCS_CSP
+        return page
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        openapi, assets = urls(request)
+        page = get_redoc_html(
+            openapi_url=openapi,
+            title=f"{app.title} API",
+            redoc_js_url=f"{assets}/redoc.standalone.js",
+            redoc_favicon_url=f"{assets}/favicon.png",
+            with_google_fonts=False,
+        )
+        page.headers["Content-Security-Policy"] = DOCS_CSP
+        return page
 
 
 def _mount_static(app: FastAPI) -> None:

@@ -45,6 +45,7 @@ export class Api {
   constructor(base = "") {
     this.base = base;
     this.key = storedKey();
+    this.clockSkewMs = 0; // server clock minus this browser's, from the Date header
   }
 
   headers(extra = {}) {
@@ -60,8 +61,18 @@ export class Api {
     } catch {
       throw new ApiError(0, "network", "The server could not be reached. Check that it is running.");
     }
+    this.noteClock(resp);
     if (!resp.ok) throw await errorFrom(resp);
     return resp;
+  }
+
+  // Job times are the server's: a browser whose clock is off would show a wrong elapsed time.
+  // Date has whole seconds, so only a skew beyond that is taken.
+  noteClock(resp) {
+    const server = Date.parse(resp.headers.get("Date") || "");
+    if (!Number.isFinite(server)) return;
+    const skew = server + 500 - Date.now();
+    this.clockSkewMs = Math.abs(skew) > 2000 ? skew : 0;
   }
 
   async json(method, path, opts) {

@@ -31,6 +31,7 @@ const DEFAULT_TOOL = { move: "brush", drag: "brush", landmark: "points", appeara
 const SAMPLE_TOOL = { move: "move", drag: "points", landmark: "points", appearance: "brush", paste: "move" };
 const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
 const POLL_MS = 400;
+const BACKGROUND_POLL_MS = 2000; // an edit no longer on show, still followed for the recent list
 
 const state = {
   info: null,
@@ -45,8 +46,12 @@ const state = {
   pending: null, // a handle waiting for its target
   offsetAtDragStart: null,
   objectCut: null, // cached masked object / reference for the move & paste previews
-  job: null, // {id, task, originalUrl}
-  pollGen: 0,
+  job: null, // the edit on show in the job panel: {id, task, resultShown}
+  jobs: new Map(), // id -> {job (its latest status), expired, etaAt}: what the panel and the recent list show
+  following: new Set(), // ids being polled until they end
+  originals: new Map(), // id -> object URL of the image the edit was made from
+  ticker: null, // the 1 s timer of the elapsed time
+  sending: false,
   resultBlob: null,
   resultUrl: null,
   resultSeed: null,
@@ -84,27 +89,29 @@ async function connect() {
   await loadSamples();
 }
 
-// On the demo model (CPU; trained on the shapes world at 128 px) a 768² edit takes minutes and
-// gains nothing: start from a small working size there. The person can still raise it.
-const DEMO_RESOLUTION = 128; // its training size: at 256 px it does not edit (measured, docs/benchmarks.md)
-
-function demoDefaults(schema) {
+// The working size starts at what the ready workers use when an edit sends none
+// (GET /v1/info `default_resolution`: the demo model's 128, real weights' 768 on a GPU…), so the
+// page never guesses the model; without it, the schema's own default (empty: the server decides).
+function serverDefaults(schema) {
   const prop = schema?.properties?.max_resolution;
-  if (!state.info?.demo_model || !prop) return schema;
-  return { ...schema, properties: { ...schema.properties, max_resolution: { ...prop, default: DEMO_RESOLUTION } } };
+  const res = state.info?.default_resolution;
+  if (!prop || res === null || res === undefined) return schema;
+  return { ...schema, properties: { ...schema.properties, max_resolution: { ...prop, default: res } } };
 }
 
 async function loadTasks() {
+  let failure = null;
   try {
     const data = await api.tasks();
     const list = Array.isArray(data) ? data : data.tasks || [];
     for (const t of list) {
-      state.tasks[t.name] = { description: t.description || "", files: t.files, schema: demoDefaults(t.params_schema) };
+      state.tasks[t.name] = { description: t.description || "", files: t.files, schema: serverDefaults(t.params_schema) };
     }
   } catch (err) {
-    showApiError(err);
+    failure = err;
   }
-  setTask(state.task, { force: true });
+  setTask(state.task, { force: true }); // (clears errors: the failure is shown after it)
+  if (failure) showApiError(failure);
 }
 
 function showAuth(message = "") {
@@ -160,6 +167,8 @@ function setTask(task, { force = false } = {}) {
   if (!FALLBACK_FILES[task]) task = "move";
   if (task === state.task && !force) return;
   const keep = dirtyValues($("main-params"), $("advanced-params"));
+  // The last edit's panel and result were the old task's: a new task starts without them.
+  if (task !== state.task) clearJobView();
   state.task = task;
   try {
     localStorage.setItem("diffeditor.task", task);
@@ -182,10 +191,16 @@ function setTask(task, { force = false } = {}) {
   applyRange($("steps"), props.steps, state.info && state.info.limits && state.info.limits.max_steps);
   applyRange($("seed"), props.seed);
   const scale = rangeOf(props.scale);
-  for (const el of [$("scale"), $("scale-range")]) {
-    if (scale.min !== undefined) el.min = scale.min;
-    if (scale.max !== undefined) el.max = scale.max;
-  }
+  if (scale.min !== undefined) $("scale").min = scale.min;
+  if (scale.max !== undefined) $("scale").max = scale.max;
+  // The slider moves log10(scale) and is symmetric about 0, so 1× sits in the middle of its track
+  // and halving is as far as doubling: 1/max … max (0.1× … 10× for the schema's `le=10`).
+  const top = Math.log10(scale.max ?? 10);
+  $("scale-range").max = String(top);
+  const bottom = Math.max(-top, Math.log10(scale.min ?? 0.1));
+  $("scale-range").min = String(bottom);
+  const x = (e) => Number((10 ** e).toPrecision(2));
+  $("scale-hint").textContent = `1× (unchanged) in the middle; left shrinks to ${x(bottom)}×, right grows to ${x(top)}×.`;
   if (!$("scale").dataset.dirty || Number($("scale").value) > Number($("scale").max)) {
     setScale(scale.default ?? 1);
   }
@@ -221,6 +236,17 @@ for (const input of [$("prompt"), $("reference_prompt"), $("steps"), $("seed"), 
     input.dataset.dirty = "1";
   });
 }
+
+// Typing in a field (or choosing its file) makes its error out of date: the error goes with it.
+// Tools and brush sizes sit inside the mask's area but do not change the mask.
+function clearErrorOfInput(e) {
+  const t = e.target;
+  if (!(t instanceof HTMLElement) || t.type === "radio" || /brush-size$|mask-file$|^mask-layer$/.test(t.id)) return;
+  const owner = t.closest("[data-field]");
+  if (owner) clearFieldError(owner.dataset.field);
+}
+document.addEventListener("input", clearErrorOfInput);
+document.addEventListener("change", clearErrorOfInput);
 
 for (const radio of document.querySelectorAll('input[name="task"]')) {
   radio.addEventListener("change", () => setTask(radio.value));
@@ -323,14 +349,17 @@ function updateMaskButtons() {
   }
 }
 
-for (const layer of Object.values(mainStage.masks)) {
+// A mask changed (painted, uploaded, undone): an error about that mask is out of date.
+for (const [name, layer] of Object.entries(mainStage.masks)) {
   layer.onchange = () => {
+    clearFieldError(name === "region" ? "region_mask" : "mask");
     updateMaskButtons();
     invalidateCut();
     renderOverlay();
   };
 }
 refStage.masks.reference.onchange = () => {
+  clearFieldError("reference_mask");
   updateMaskButtons();
   invalidateCut();
   renderOverlay();
@@ -466,22 +495,33 @@ for (const type of ["vector", "vectorend"]) {
 for (const id of ["offset-dx", "offset-dy"]) $(id).addEventListener("input", renderOverlay);
 $("offset-reset").addEventListener("click", () => setOffset(0, 0));
 
+// The scale field holds the factor that is sent; the slider shows its logarithm.
 function setScale(v) {
   const n = Number(v);
   $("scale").value = String(n);
-  $("scale-range").value = String(n);
+  $("scale-range").value = String(n > 0 ? Math.log10(n) : $("scale-range").min);
+  showScale(n);
+}
+
+function showScale(n) {
   $("scale-out").textContent = n.toFixed(2);
+  $("scale-range").setAttribute("aria-valuetext", `${n.toFixed(2)}×`);
   renderOverlay();
 }
+
 $("scale-range").addEventListener("input", () => {
   $("scale").dataset.dirty = "1";
-  setScale($("scale-range").value);
+  // Two decimals, as shown: 10^0.3 is sent as 2, not 1.9953. The slider itself is left where it
+  // is (setting it back from the rounded factor would pin it at the ends of the track).
+  const n = Math.round(10 ** Number($("scale-range").value) * 100) / 100;
+  $("scale").value = String(n);
+  showScale(n);
 });
 $("scale").addEventListener("input", () => {
   if ($("scale").value.trim() === "") return;
-  $("scale-range").value = $("scale").value;
-  $("scale-out").textContent = Number($("scale").value).toFixed(2);
-  renderOverlay();
+  const n = Number($("scale").value);
+  if (n > 0) $("scale-range").value = String(Math.log10(n));
+  showScale(n);
 });
 
 mainStage.addEventListener("resize", renderOverlay);
@@ -615,7 +655,9 @@ async function setMainImage(blob, name) {
     showFieldError("image", NOT_AN_IMAGE);
     return false;
   }
-  if (state.imageUrl && state.imageUrl !== (state.job && state.job.originalUrl)) URL.revokeObjectURL(state.imageUrl);
+  // An image some edit was made from stays: it is that edit's "before" picture.
+  if (state.imageUrl && ![...state.originals.values()].includes(state.imageUrl)) URL.revokeObjectURL(state.imageUrl);
+  for (const key of IMAGE_FIELDS) clearFieldError(key);
   state.image = blob;
   state.imageName = name || "image.png";
   state.imageUrl = loaded.url;
@@ -644,6 +686,7 @@ async function setReference(blob, name) {
     showFieldError("reference", NOT_AN_IMAGE);
     return;
   }
+  for (const key of REFERENCE_FIELDS) clearFieldError(key);
   state.reference = blob;
   state.referenceName = name || "reference.png";
   refStage.setImage(loaded.img);
@@ -917,10 +960,17 @@ function errorSlot(key) {
   return slot && !slot.closest("[hidden]") ? slot : null;
 }
 
+// The line beside Run repeats the latest error; `about` is the field it is about, so that the line
+// goes when that field's input changes (a good image after a bad one), not only at the next Run.
+function setFormError(text, about = "") {
+  $("form-error").textContent = text;
+  $("form-error").dataset.about = about;
+}
+
 function showFieldError(key, message, field = key) {
   const slot = errorSlot(key);
   if (!slot) {
-    $("form-error").textContent = message;
+    setFormError(message, key);
     return;
   }
   const details = slot.closest("details");
@@ -937,7 +987,7 @@ function showFieldError(key, message, field = key) {
     if (row) row.classList.add("is-invalid");
   }
   const words = FIELD_WORDS[key] || labelFor(key);
-  $("form-error").textContent = `Check “${words}”: ${message}`;
+  setFormError(`Check “${words}”: ${message}`, key);
 }
 
 function clearFieldError(key) {
@@ -948,9 +998,16 @@ function clearFieldError(key) {
     control.classList.remove("is-invalid");
     control.removeAttribute("aria-invalid");
   }
+  if (key === "points") for (const row of $("points-list").querySelectorAll(".is-invalid")) row.classList.remove("is-invalid");
+  if ($("form-error").dataset.about === key) setFormError("");
 }
 
+// Errors about what an image change replaces: the image itself and what was marked on it.
+const IMAGE_FIELDS = ["image", "mask", "region_mask", "points", "offset"];
+const REFERENCE_FIELDS = ["reference", "reference_mask"];
+
 function clearErrors() {
+  setFormError("");
   for (const slot of document.querySelectorAll("[data-error-for]")) {
     if (slot.dataset.errorFor !== "auth") slot.textContent = "";
   }
@@ -962,7 +1019,7 @@ function showApiError(err, where = null) {
   if (!(err instanceof ApiError)) err = new ApiError(0, "client", String(err && err.message ? err.message : err));
   if (err.status === 401 || err.status === 403) {
     showAuth(err.status === 401 ? "This server needs an API key: enter it here." : `The key was refused: ${err.message}`);
-    $("form-error").textContent = "An API key is needed: enter it at the top of the page.";
+    setFormError("An API key is needed: enter it at the top of the page.", "auth");
     $("api-key").focus();
     return;
   }
@@ -972,8 +1029,9 @@ function showApiError(err, where = null) {
     showFieldError(key, message, err.field);
     return;
   }
-  const box = where || $("form-error");
-  box.textContent = key ? `${FIELD_WORDS[key] || labelFor(key)}: ${message}` : message;
+  const text = key ? `${FIELD_WORDS[key] || labelFor(key)}: ${message}` : message;
+  if (where) where.textContent = text;
+  else setFormError(text, key || "");
 }
 
 // ---------------------------------------------------------------- submit
@@ -1026,16 +1084,15 @@ async function buildForm(params) {
 $("submit").addEventListener("click", submit);
 
 async function submit() {
+  if (jobUnderWay()) return; // Run is disabled then; a stray Enter must not queue a duplicate either
   clearErrors();
-  $("form-error").textContent = "";
   const built = buildParams();
   if (built.error) {
     showFieldError(...built.error);
     return;
   }
-  const btn = $("submit");
-  btn.disabled = true;
-  btn.textContent = "Sending…";
+  state.sending = true;
+  renderSubmit();
   try {
     const fd = await buildForm(built.params);
     const job = await api.submit(fd);
@@ -1044,55 +1101,118 @@ async function submit() {
   } catch (err) {
     showApiError(err);
   } finally {
-    btn.disabled = false;
-    btn.textContent = "Run edit";
+    state.sending = false;
+    renderSubmit();
   }
 }
 
-// ---------------------------------------------------------------- job progress
+// Run is off while the edit on show is queued or running, so that a second click does not queue
+// a duplicate; it comes back when that edit ends (or the page can no longer follow it).
+function jobUnderWay() {
+  return Boolean(state.job && state.following.has(state.job.id));
+}
 
+function renderSubmit() {
+  const btn = $("submit");
+  const busy = jobUnderWay();
+  btn.disabled = state.sending || busy;
+  btn.textContent = state.sending ? "Sending…" : "Run edit";
+  $("submit-hint").textContent = busy ? "An edit is under way: wait for it to end, or cancel it, to run another." : "";
+}
+
+// ---------------------------------------------------------------- job state and progress
+
+// Every status the page learns about an edit (submit, poll, cancel, Open) goes through setJob into
+// state.jobs; the job panel and the recent list both render from there, so they never disagree.
+function setJob(job, { expired = false } = {}) {
+  const prev = state.jobs.get(job.id);
+  const eta = job.progress && typeof job.progress.eta_s === "number" ? job.progress.eta_s : null;
+  // The ETA counts down locally from when it arrived, so it moves between statuses too.
+  state.jobs.set(job.id, { job, expired, etaAt: eta === null ? null : Date.now() + eta * 1000 });
+  if (!prev || prev.job.status !== job.status || prev.expired !== expired) {
+    const seed = job.params && job.params.seed !== undefined ? job.params.seed : undefined;
+    upsertRecent({ id: job.id, status: expired ? "expired" : job.status, seed });
+    renderRecent();
+  } else {
+    renderRecentStatus(job.id);
+  }
+  if (state.job && state.job.id === job.id) renderJob();
+}
+
+// Follow an edit until it ends: quickly while it is the one on show, slowly in the background
+// (an edit left by a task switch still ends in the recent list).
+function follow(id) {
+  if (state.following.has(id)) return;
+  state.following.add(id);
+  schedulePoll(id);
+}
+
+function stopFollowing(id) {
+  state.following.delete(id);
+  if (state.job && state.job.id === id) renderJob();
+}
+
+function schedulePoll(id, delay = null) {
+  const shown = state.job && state.job.id === id;
+  setTimeout(() => poll(id), delay ?? (shown ? POLL_MS : BACKGROUND_POLL_MS));
+}
+
+async function poll(id) {
+  if (!state.following.has(id)) return;
+  const shown = () => state.job && state.job.id === id;
+  try {
+    const job = await api.status(id);
+    if (!state.following.has(id)) return;
+    if (TERMINAL.has(job.status)) state.following.delete(id);
+    setJob(job);
+    if (state.following.has(id)) schedulePoll(id);
+  } catch (err) {
+    if (!state.following.has(id)) return;
+    if (err.status === 404) {
+      state.following.delete(id);
+      const entry = state.jobs.get(id);
+      if (entry) setJob(entry.job, { expired: true });
+      upsertRecent({ id, status: "expired" });
+      renderRecent();
+      return;
+    }
+    if (err.status === 401 || err.status === 403) {
+      stopFollowing(id);
+      if (shown()) showApiError(err, $("job-error"));
+      return;
+    }
+    if (shown()) $("job-error").textContent = `${err.message} Retrying…`;
+    schedulePoll(id, 2000);
+  }
+}
+
+// Show `job` in the panel (a new submit, or an edit opened from the recent list).
 function startJob(job, { originalUrl = null } = {}) {
-  state.job = { id: job.id, task: job.task || state.task, originalUrl };
-  state.pollGen += 1;
-  upsertRecent({ id: job.id, task: state.job.task, created: Date.now(), status: job.status });
-  renderRecent();
+  if (originalUrl) state.originals.set(job.id, originalUrl);
+  state.job = { id: job.id, task: job.task || state.task, resultShown: false };
+  upsertRecent({ id: job.id, task: state.job.task, created: Date.parse(job.created_at) || Date.now() });
   $("job").hidden = false;
   $("job-id").textContent = job.id.slice(0, 8);
   $("job-id").title = job.id;
   $("job-error").textContent = "";
-  $("job-cancel").disabled = false;
   $("result").hidden = true;
-  showJob(job);
-  if (!TERMINAL.has(job.status)) schedulePoll(state.pollGen);
+  if (!TERMINAL.has(job.status)) follow(job.id);
+  setJob(job);
+  renderRecent();
 }
 
-function schedulePoll(gen, delay = POLL_MS) {
-  setTimeout(() => poll(gen), delay);
-}
-
-async function poll(gen) {
-  if (gen !== state.pollGen || !state.job) return;
-  try {
-    const job = await api.status(state.job.id);
-    if (gen !== state.pollGen) return;
-    showJob(job);
-    if (!TERMINAL.has(job.status)) schedulePoll(gen);
-  } catch (err) {
-    if (gen !== state.pollGen) return;
-    if (err.status === 404) {
-      $("job-status").textContent = "This edit is no longer on the server (expired).";
-      upsertRecent({ id: state.job.id, status: "expired" });
-      renderRecent();
-      $("job-cancel").disabled = true;
-      return;
-    }
-    if (err.status === 401 || err.status === 403) {
-      showApiError(err, $("job-error"));
-      return;
-    }
-    $("job-error").textContent = `${err.message} Retrying…`;
-    schedulePoll(gen, 2000);
-  }
+// What belongs to the edit on show leaves the screen (a task switch): its panel and its result.
+// An edit still under way goes on, and ends in the recent list.
+function clearJobView() {
+  state.job = null;
+  $("job").hidden = true;
+  $("result").hidden = true;
+  $("job-error").textContent = "";
+  if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
+  state.resultBlob = null;
+  state.resultUrl = null;
+  state.resultSeed = null;
+  renderJob();
 }
 
 function stageWords(stage) {
@@ -1101,51 +1221,115 @@ function stageWords(stage) {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
-function showJob(job) {
-  const status = $("job-status");
-  const bar = $("job-progress");
-  $("job-error").textContent = "";
-  $("job").dataset.status = job.status;
+// The status line of the panel, from the one record of the job.
+function statusLine(entry) {
+  const job = entry.job;
+  if (entry.expired) return "This edit is no longer on the server (expired).";
   if (job.status === "queued") {
     const pos = job.position;
-    status.textContent =
-      pos === null || pos === undefined
-        ? "Queued."
-        : pos === 0
-          ? "Queued: next in line."
-          : `Queued: ${pos} edit${pos === 1 ? "" : "s"} ahead of yours.`;
+    if (pos === null || pos === undefined) return "Queued.";
+    return pos === 0 ? "Queued: next in line." : `Queued: ${pos} edit${pos === 1 ? "" : "s"} ahead of yours.`;
+  }
+  if (job.status === "running") {
+    const p = job.progress;
+    return p && p.total ? `${stageWords(p.stage)}: step ${p.step} of ${p.total}` : "Running: starting…";
+  }
+  if (job.status === "succeeded") return `Done${durationWords(job)}.`;
+  if (job.status === "failed") return "Failed.";
+  if (job.status === "canceled") return "Canceled.";
+  return job.status;
+}
+
+// The recent list's short form of the same record.
+function recentWords(entry, stored) {
+  if (!entry) return stored || "";
+  if (entry.expired) return "expired";
+  const p = entry.job.progress;
+  if (entry.job.status === "running" && p && p.total) return `running · step ${p.step} of ${p.total}`;
+  if (entry.job.status === "queued" && typeof entry.job.position === "number") {
+    return `queued · ${entry.job.position} ahead`;
+  }
+  return entry.job.status;
+}
+
+function renderJob() {
+  const entry = state.job && state.jobs.get(state.job.id);
+  renderSubmit();
+  renderJobTime();
+  if (!entry) return;
+  const job = entry.job;
+  const bar = $("job-progress");
+  $("job").dataset.status = entry.expired ? "expired" : job.status;
+  $("job-status").textContent = statusLine(entry);
+  if (job.status === "queued") {
     bar.removeAttribute("value");
   } else if (job.status === "running") {
     const p = job.progress;
     if (p && p.total) {
-      status.textContent = `${stageWords(p.stage)}: step ${p.step} of ${p.total}`;
       bar.max = p.total;
       bar.value = p.step;
     } else {
-      status.textContent = "Running: starting…";
       bar.removeAttribute("value");
     }
-  } else if (job.status === "succeeded") {
-    status.textContent = `Done${durationWords(job)}.`;
+  } else {
     bar.max = 1;
-    bar.value = 1;
-  } else if (job.status === "failed") {
-    status.textContent = "Failed.";
-    bar.max = 1;
-    bar.value = 0;
-    const e = job.error || {};
-    $("job-error").textContent = e.message ? friendlyMessage(new ApiError(0, e.code, e.message, e.field), fieldKey(e.field)) : "The edit failed.";
-  } else if (job.status === "canceled") {
-    status.textContent = "Canceled.";
-    bar.max = 1;
-    bar.value = 0;
+    bar.value = job.status === "succeeded" ? 1 : 0;
   }
-  $("job-cancel").disabled = TERMINAL.has(job.status);
-  if (TERMINAL.has(job.status)) {
-    upsertRecent({ id: job.id, status: job.status, seed: job.params ? job.params.seed : undefined });
-    renderRecent();
-    if (job.status === "succeeded") showResult(job);
+  // A status came through: a "Retrying…" note from a failed poll goes; a failure says why.
+  const e = job.error || {};
+  $("job-error").textContent =
+    job.status !== "failed"
+      ? ""
+      : e.message
+        ? friendlyMessage(new ApiError(0, e.code, e.message, e.field), fieldKey(e.field))
+        : "The edit failed.";
+  $("job-cancel").disabled = entry.expired || TERMINAL.has(job.status);
+  if (job.status === "succeeded" && !state.job.resultShown) {
+    state.job.resultShown = true;
+    showResult(job);
   }
+}
+
+// Elapsed time (and the ETA when the worker gives one) ticks every second while the edit is under
+// way, even between statuses: a slow step never looks like a hung page.
+function renderJobTime() {
+  const entry = state.job && state.jobs.get(state.job.id);
+  const live = Boolean(entry && !entry.expired && !TERMINAL.has(entry.job.status) && state.following.has(entry.job.id));
+  if (live && !state.ticker) state.ticker = setInterval(renderJobTime, 1000);
+  if (!live && state.ticker) {
+    clearInterval(state.ticker);
+    state.ticker = null;
+  }
+  const out = $("job-time");
+  if (!live) {
+    out.textContent = "";
+    return;
+  }
+  const job = entry.job;
+  const now = Date.now() + api.clockSkewMs; // the server's clock, which wrote the timestamps
+  if (job.status === "queued") {
+    const since = Date.parse(job.created_at);
+    out.textContent = Number.isFinite(since) ? `Waiting ${elapsedWords(now - since)}` : "";
+    return;
+  }
+  const since = Date.parse(job.started_at);
+  let text = Number.isFinite(since) ? `${elapsedWords(now - since)} elapsed` : "";
+  if (entry.etaAt !== null) {
+    const left = entry.etaAt - Date.now();
+    const eta = left > 500 ? `about ${etaWords(left)} left` : "almost done";
+    text = text ? `${text} · ${eta}` : eta;
+  }
+  out.textContent = text;
+}
+
+function elapsedWords(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, "0")} s`;
+}
+
+function etaWords(ms) {
+  const s = Math.ceil(ms / 1000);
+  return s < 90 ? `${s} s` : `${Math.round(s / 60)} min`;
 }
 
 function durationWords(job) {
@@ -1159,7 +1343,10 @@ $("job-cancel").addEventListener("click", async () => {
   $("job-cancel").disabled = true;
   try {
     const job = await api.cancel(state.job.id);
-    if (job && job.status) showJob(job);
+    if (job && job.status) {
+      if (TERMINAL.has(job.status)) state.following.delete(job.id);
+      setJob(job);
+    }
   } catch (err) {
     $("job-cancel").disabled = false;
     showApiError(err, $("job-error"));
@@ -1169,12 +1356,19 @@ $("job-cancel").addEventListener("click", async () => {
 // ---------------------------------------------------------------- result
 
 async function showResult(job) {
-  const originalUrl = state.job && state.job.id === job.id ? state.job.originalUrl : null;
+  const originalUrl = state.originals.get(job.id) || null;
   let blob;
   try {
     blob = await api.result(job.id);
   } catch (err) {
-    showApiError(err, $("job-error"));
+    if (state.job && state.job.id === job.id) showApiError(err, $("job-error"));
+    return;
+  }
+  const thumb = thumbnail(blob);
+  if (!state.job || state.job.id !== job.id) {
+    // The page moved on (a task switch, another edit opened) while the image came.
+    upsertRecent({ id: job.id, thumb: await thumb });
+    renderRecent();
     return;
   }
   if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
@@ -1197,7 +1391,7 @@ async function showResult(job) {
   $("result").hidden = false;
   $("result").dataset.jobId = job.id;
   $("result").scrollIntoView({ behavior: "smooth", block: "nearest" });
-  upsertRecent({ id: job.id, status: "succeeded", thumb: await thumbnail(blob) });
+  upsertRecent({ id: job.id, thumb: await thumb });
   renderRecent();
 }
 
@@ -1255,7 +1449,7 @@ function renderRecent() {
     text.textContent = `${stageWords(item.task || "edit")} · ${when}`;
     const st = document.createElement("span");
     st.className = "recent-status";
-    st.textContent = item.status || "";
+    st.textContent = recentWords(state.jobs.get(item.id), item.status);
     text.append(st);
     const open = document.createElement("button");
     open.type = "button";
@@ -1267,22 +1461,29 @@ function renderRecent() {
   }
 }
 
+// One row's status, refreshed in place at each progress step (the thumbnails stay put).
+function renderRecentStatus(id) {
+  const st = $("recent-list").querySelector(`li[data-job-id="${CSS.escape(id)}"] .recent-status`);
+  if (st) st.textContent = recentWords(state.jobs.get(id), "");
+}
+
 async function openRecent(id) {
   let job;
   try {
     job = await api.status(id);
   } catch (err) {
     if (err.status === 404) {
+      const entry = state.jobs.get(id);
+      if (entry) setJob(entry.job, { expired: true });
       upsertRecent({ id, status: "expired" });
       renderRecent();
-      $("form-error").textContent = "That edit has expired on the server.";
+      setFormError("That edit has expired on the server.");
       return;
     }
     showApiError(err);
     return;
   }
-  const keepOriginal = state.job && state.job.id === id ? state.job.originalUrl : null;
-  startJob(job, { originalUrl: keepOriginal });
+  startJob(job);
   $("job").scrollIntoView({ behavior: "smooth", block: "nearest" });
 }
 
@@ -1305,6 +1506,8 @@ $("recent-clear").addEventListener("click", () => {
   renderPointsList();
   updateMaskButtons();
   renderRecent();
+  // Edits a previous visit left under way: their rows follow them to the end.
+  for (const item of loadRecent()) if (item.status === "queued" || item.status === "running") follow(item.id);
   connect();
 })();
 

@@ -72,6 +72,8 @@ export function buildParamFields(schema, mainBox, advancedBox, keep = {}) {
     input.step = r.step;
     input.inputMode = r.integer ? "numeric" : "decimal";
     input.value = name in keep ? keep[name] : (r.default ?? "");
+    // No default in the schema: left empty, the server picks (e.g. the workers' working size).
+    if (r.default === null || r.default === undefined) input.placeholder = "server default";
     if (name in keep) input.dataset.dirty = "1";
     input.addEventListener("input", () => {
       input.dataset.dirty = "1";

@@ -5,11 +5,23 @@ same steps work at any viewport size."""
 from __future__ import annotations
 
 import io
+import json
 
 from PIL import Image, ImageDraw
 from playwright.sync_api import Locator, Page, expect
 
 JOB_TIMEOUT_MS = 180_000
+
+# Run edit's form, kept instead of sent (Chromium does not show blob bodies to route handlers).
+CAPTURE_SUBMIT = """() => {
+    window.__sent = [];
+    window.diffeditor.api.submit = async (fd) => {
+        const parts = {};
+        for (const [name, value] of fd.entries()) parts[name] = typeof value === "string" ? value : value.size;
+        window.__sent.push(parts);
+        throw new Error("not queued in this test");
+    };
+}"""
 
 
 def make_png(width: int = 96, height: int = 96, *, hue: int = 0) -> bytes:
@@ -115,6 +127,11 @@ def record_status(page: Page) -> None:
             .observe(el, {childList: true, characterData: true, subtree: true});
     }"""
     )
+
+
+def sent_params(page: Page) -> dict:
+    """The params JSON of the last Run edit CAPTURE_SUBMIT kept."""
+    return json.loads(page.evaluate("() => window.__sent.at(-1).params"))
 
 
 def status_log(page: Page) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ from PIL import Image
 from playwright.sync_api import Page, Route, expect
 
 from tests.web.editor_page import (
+    CAPTURE_SUBMIT,
     choose_task,
     click_image,
     drag_mouse,
@@ -185,32 +187,69 @@ def test_missing_image_is_reported_at_the_upload(page: Page) -> None:
     expect(page.locator("#image-error")).to_contain_text("Choose an image")
 
 
+def _submit_by_api(server: str, steps: int) -> str:
+    """A long move edit sent by a script, to keep the one worker busy."""
+    size = (256, 256)
+    mask = Image.new("L", size, 0)
+    mask.paste(255, (60, 100, 140, 160))
+    buf = io.BytesIO()
+    mask.save(buf, "PNG")
+    params = {"task": "move", "offset": [30, 0], "steps": steps, "max_resolution": 256}
+    files = {"image": ("image.png", make_png(*size), "image/png"), "mask": ("mask.png", buf.getvalue(), "image/png")}
+    r = httpx.post(f"{server}/v1/edits", data={"params": json.dumps(params)}, files=files, timeout=30)
+    assert r.status_code == 202, r.text
+    return str(r.json()["id"])
+
+
+def _wait_api_status(server: str, job_id: str, status: str, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (now := httpx.get(f"{server}/v1/edits/{job_id}", timeout=10).json()["status"]) != status:
+        assert time.monotonic() < deadline, f"{job_id} is {now}, not {status}"
+        time.sleep(0.2)
+
+
 def test_cancel_a_queued_and_a_running_edit(page: Page, server: str) -> None:
+    """With Run off while the page's edit is under way, the queue is filled by a script's edit."""
+    max_steps = httpx.get(f"{server}/v1/info", timeout=10).json()["limits"]["max_steps"]
+    busy_id = _submit_by_api(server, max_steps)
+    _wait_api_status(server, busy_id, "running")
     open_editor(page)
     choose_task(page, "move")
     upload_image(page, make_png(256, 256))
     mark_edit(page, "move")
-    max_steps = httpx.get(f"{server}/v1/info", timeout=10).json()["limits"]["max_steps"]
     set_steps(page, max_steps, max_resolution=256)
-
-    running_id = submit(page)
-    # Progress while running: the stage and the step, and a bar that moves.
-    expect(page.locator("#job-status")).to_contain_text(" of ", timeout=120_000)
-    page.wait_for_function("() => document.getElementById('job-progress').value > 0", timeout=120_000)
 
     queued_id = submit(page)  # one worker, busy: this one waits in the queue
     wait_status(page, "queued", timeout_ms=10_000)
     expect(page.locator("#job-status")).to_contain_text("Queued")
+    expect(page.locator("#submit")).to_be_disabled()  # no duplicate while it waits
     page.click("#job-cancel")
     wait_status(page, "canceled", timeout_ms=10_000)
+    expect(page.locator("#submit")).to_be_enabled()
     assert httpx.get(f"{server}/v1/edits/{queued_id}", timeout=10).json()["status"] == "canceled"
 
-    # Back to the running one from the recent list, and cancel it between steps.
+    running_id = submit(page)
+    httpx.delete(f"{server}/v1/edits/{busy_id}", timeout=10)  # the worker comes free between steps
+    # Progress while running: the stage and the step, a bar that moves, the time it has taken.
+    expect(page.locator("#job-status")).to_contain_text(" of ", timeout=120_000)
+    page.wait_for_function("() => document.getElementById('job-progress').value > 0", timeout=120_000)
+    expect(page.locator("#job-time")).to_contain_text("elapsed")
+    expect(page.locator("#submit")).to_be_disabled()
+
+    # The canceled one again from the recent list (Run comes back: it has ended), while the
+    # running one's row goes on following it.
+    page.locator(f'#recent-list li[data-job-id="{queued_id}"] button').click()
+    wait_status(page, "canceled", timeout_ms=10_000)
+    expect(page.locator("#submit")).to_be_enabled()
+    expect(page.locator(f'#recent-list li[data-job-id="{running_id}"]')).to_contain_text("running · step")
+    # Back to the running one, and cancel it between steps.
     page.locator(f'#recent-list li[data-job-id="{running_id}"] button').click()
     wait_status(page, "running", timeout_ms=10_000)
+    expect(page.locator("#submit")).to_be_disabled()
     page.click("#job-cancel")
     wait_status(page, "canceled", timeout_ms=60_000)
     expect(page.locator("#job-status")).to_have_text("Canceled.")
+    expect(page.locator("#submit")).to_be_enabled()
     assert httpx.get(f"{server}/v1/edits/{running_id}", timeout=10).json()["status"] == "canceled"
     expect(page.locator(f'#recent-list li[data-job-id="{queued_id}"]')).to_contain_text("canceled")
 
@@ -349,18 +388,6 @@ def _page_blob_sha256(page: Page, which: str) -> str:
     )
 
 
-# Run edit's form, kept instead of sent (Chromium does not show blob bodies to route handlers).
-CAPTURE_SUBMIT = """() => {
-    window.__sent = [];
-    window.diffeditor.api.submit = async (fd) => {
-        const parts = {};
-        for (const [name, value] of fd.entries()) parts[name] = typeof value === "string" ? value : value.size;
-        window.__sent.push(parts);
-        throw new Error("not queued in this test");
-    };
-}"""
-
-
 def test_a_sample_loads_in_one_click_ready_to_run(page: Page, server: str, artifacts: Path) -> None:
     """Each sample: its task, image, masks (as the painted layers) and fields, and Run sends them."""
     samples = httpx.get(f"{server}/v1/samples", timeout=10).json()
@@ -425,3 +452,24 @@ def test_upload_a_mask_instead_of_painting(page: Page) -> None:
     upload(page, "#mask-file", make_png(40, 40), "small.png")
     expect(page.locator("#mask-error")).to_contain_text("40×40")
     expect(page.locator("#mask-coverage")).to_have_text("Mask is empty.")
+
+    # The fill-hint layer takes an upload too, into that layer only.
+    page.select_option("#mask-layer", "region")
+    upload(page, "#mask-file", buf.getvalue(), "hint.png")
+    expect(page.locator("#mask-coverage")).to_contain_text("Mask covers 16%")  # (the layer shown)
+    assert (_page_mask(page, "region_mask") == _mask_bits(buf.getvalue())).all()
+    assert not _page_mask(page, "mask").any()
+
+    # And the reference's mask (paste, appearance), at the reference's size.
+    choose_task(page, "paste")
+    upload_reference(page, make_png(80, 64, hue=90))
+    upload(page, "#ref-mask-file", make_png(96, 80), "wrong.png")
+    expect(page.locator("#reference_mask-error")).to_contain_text("80×64")
+    ref_mask = Image.new("L", (80, 64), 0)
+    ref_mask.paste(255, (8, 8, 40, 40))
+    ref_buf = io.BytesIO()
+    ref_mask.save(ref_buf, "PNG")
+    upload(page, "#ref-mask-file", ref_buf.getvalue(), "ref-mask.png")
+    expect(page.locator("#ref-mask-undo")).to_be_enabled()  # loaded (the wrong size was not)
+    expect(page.locator("#reference_mask-error")).to_have_text("")
+    assert (_page_mask(page, "reference_mask") == _mask_bits(ref_buf.getvalue())).all()
