@@ -61,7 +61,13 @@ def test_vae_resumed_from_a_checkpoint_equals_an_uninterrupted_run(
 def test_the_whole_pipeline_exports_a_model_set_the_engine_loads(tmp_path: Path) -> None:
     model = train_demo.train(TINY, tmp_path / "run")
     marker = json.loads((model / "demo_model.json").read_text())
-    assert marker == {"name": "diffeditor-shapes", "version": 1, "seed": 0, "random_weights": False}
+    assert marker == {
+        "name": "diffeditor-shapes",
+        "version": 1,
+        "seed": 0,
+        "random_weights": False,
+        "resolution": TINY.image_size,  # the default working size of the model it exports
+    }
     card = (model / "README.md").read_text()
     assert "diffeditor train-demo" in card and "unet/diffusion_pytorch_model.safetensors" in card
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
@@ -69,6 +75,7 @@ def test_the_whole_pipeline_exports_a_model_set_the_engine_loads(tmp_path: Path)
 
     m = load_models(model, device="cpu")
     assert m.is_demo and not m.random_weights and m.model_id == "shapes-v1"
+    assert m.default_resolution() == TINY.image_size
     assert m.vae.config.scaling_factor == pytest.approx(
         log[[r["stage"] for r in log].index("latents")]["scaling_factor"]
     )
