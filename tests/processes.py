@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 from redis import Redis
 from redis.exceptions import RedisError
 
@@ -32,6 +33,22 @@ def stop_process(proc: subprocess.Popen, timeout: float) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def wait_for_http(url: str, timeout: float, proc: subprocess.Popen, log: Path, status: int = 200) -> httpx.Response:
+    """Poll `url` until it answers `status`; fail with the process's log if it exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"process exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            response = httpx.get(url, timeout=5)
+            if response.status_code == status:
+                return response
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer {status} in {timeout}s:\n{log.read_text()[-4000:]}")
 
 
 class RedisServer:

@@ -10,25 +10,10 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.doc_snippets import REPO, commands, indented_block
+
 README = (REPO / "README.md").read_text()
 BIN = Path(sys.executable).parent
-
-
-def indented_block(after: str) -> str:
-    """The first 4-space-indented block after the line that starts with `after`."""
-    lines = README[README.index(after) :].splitlines()[1:]
-    start = next(i for i, line in enumerate(lines) if line.startswith("    "))
-    block = []
-    for line in lines[start:]:
-        if line and not line.startswith("    "):
-            break
-        block.append(line[4:])
-    return "\n".join(block).strip() + "\n"
-
-
-def commands(block: str) -> list[str]:
-    return [c.strip() for c in block.replace("\\\n", " ").splitlines() if c.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +30,7 @@ def run(command: str, cwd: Path, timeout: float) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_command_line_examples_on_the_samples(workdir: Path) -> None:
-    cmds = commands(indented_block("On the demo model's sample scenes"))
+    cmds = commands(indented_block(README, "On the demo model's sample scenes"))
     assert cmds[0].endswith("diffeditor samples samples") and len(cmds) == 6
     for command in cmds:
         done = run(command, workdir, timeout=300)
@@ -58,7 +43,7 @@ def test_command_line_examples_on_the_samples(workdir: Path) -> None:
 def test_python_example_on_the_samples(workdir: Path) -> None:
     if not (workdir / "samples").is_dir():
         assert run(".venv/bin/diffeditor samples samples", workdir, timeout=60).returncode == 0
-    (workdir / "example.py").write_text(indented_block("After `diffeditor samples samples`"))
+    (workdir / "example.py").write_text(indented_block(README, "After `diffeditor samples samples`"))
     done = run(".venv/bin/python example.py", workdir, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (workdir / "dragged.png").is_file() and "sampling 50 50" in done.stdout

@@ -15,22 +15,7 @@ import httpx
 from PIL import Image
 
 from tests.e2e.conftest import EDITS, REPO, WORKER_START_TIMEOUT_S, multipart
-from tests.processes import free_port
-
-
-def _wait_for(url: str, timeout: float, proc: subprocess.Popen, log: Path, status: int = 200) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"serve exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            response = httpx.get(url, timeout=5)
-            if response.status_code == status:
-                return response
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{url} did not answer {status} in {timeout}s:\n{log.read_text()[-4000:]}")
+from tests.processes import free_port, wait_for_http
 
 
 def test_embedded_serve_runs_an_edit_over_http(tmp_path: Path) -> None:
@@ -50,8 +35,8 @@ def test_embedded_serve_runs_an_edit_over_http(tmp_path: Path) -> None:
         )
         try:
             base = f"http://127.0.0.1:{port}"
-            _wait_for(f"{base}/healthz", 60, proc, log)
-            ready = _wait_for(f"{base}/readyz", WORKER_START_TIMEOUT_S, proc, log).json()
+            wait_for_http(f"{base}/healthz", 60, proc, log)
+            ready = wait_for_http(f"{base}/readyz", WORKER_START_TIMEOUT_S, proc, log).json()
             assert ready["ready"] is True and ready["demo_model"] is True and ready["workers"] == 1
             assert httpx.get(f"{base}/v1/info").json()["default_resolution"] == 128  # the demo model's size
 
