@@ -1,11 +1,13 @@
-"""The REST examples of README.md and docs/api.md run as written, in bash with curl, against
-`diffeditor serve` in embedded mode on the demo model (the Quickstart's service): README's on an
-open server, docs/api.md's with an API key, `localhost:8000` pointed at the test's free port."""
+"""The REST examples of README.md and docs/api.md run as written, in bash with curl, against the
+Quickstart's service (`diffeditor serve`, embedded mode, demo model) started by the README's own
+command: README's on an open server, docs/api.md's with an API key, `localhost:8000` pointed at
+the test's free port."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -22,6 +24,8 @@ from tests.processes import free_port, stop_process, wait_for_http
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="the examples use curl")
 KEY = "dev-key"
+README = (REPO / "README.md").read_text()
+BIN = Path(sys.executable).parent
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -31,13 +35,24 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def quickstart_serve() -> list[str]:
+    """The Quickstart's service command, after its `scripts/setup &&` (the suite runs set up)."""
+    block = indented_block(README, "Run the service (embedded mode")
+    setup, serve = block.strip().split(" && ")
+    assert setup == "scripts/setup" and serve.startswith(".venv/bin/diffeditor serve"), block
+    return [str(BIN / "diffeditor"), *shlex.split(serve)[1:]]
+
+
 @contextmanager
 def embedded_serve(workdir: Path, **settings: str) -> Iterator[int]:
-    """`diffeditor serve --port PORT` in `workdir` (results in ./data), ready; yields the port."""
+    """The Quickstart's `diffeditor serve --port 8000` in `workdir` (results in ./data), on a free
+    port and one CPU thread; yields the port once ready."""
+    command = quickstart_serve()
     port, log = free_port(), workdir / "serve.log"
+    command[command.index("--port") + 1] = str(port)
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "diffeditor", "serve", "--port", str(port), "--cpu-threads", "1"],
+            [*command, "--cpu-threads", "1"],
             cwd=workdir,
             env=clean_env(**settings),
             stdout=out,
@@ -63,7 +78,7 @@ def run_bash(script: str, port: int, cwd: Path, **env: str) -> subprocess.Comple
 
 
 def test_readme_rest_example(tmp_path: Path) -> None:
-    script = indented_block((REPO / "README.md").read_text(), "With `diffeditor serve --port 8000` running")
+    script = indented_block(README, "With `diffeditor serve --port 8000` running")
     assert "ID=$(" in script and "/result" in script
     with embedded_serve(tmp_path) as port:
         done = run_bash(script, port, tmp_path)
