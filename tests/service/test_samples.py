@@ -121,4 +121,6 @@ def test_readme_example_uses_the_move_sample() -> None:
     params = json.loads(m.group(1))
     expected = sample("move").params
     assert params["offset"] == list(expected["offset"]) and params["prompt"] == expected["prompt"]
-    assert params["max_resolution"] == 128
+    # No working size: the server's device default applies (128 on the CPU demo model), so the
+    # example answers in seconds there and runs at 768 on a GPU worker.
+    assert "max_resolution" not in params
