@@ -9,8 +9,10 @@ import json
 
 from PIL import Image, ImageDraw
 from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 JOB_TIMEOUT_MS = 180_000
+SUBMIT_TIMEOUT_MS = 90_000  # Run → job id: an upload and one POST, slow only on a loaded 2-core CI machine
 
 # Run edit's form, kept instead of sent (Chromium does not show blob bodies to route handlers).
 CAPTURE_SUBMIT = """() => {
@@ -138,13 +140,35 @@ def status_log(page: Page) -> list[str]:
     return list(page.evaluate("() => window.__statusLog || []"))
 
 
+def shown_errors(page: Page) -> dict[str, str]:
+    """Every non-empty error slot, the form's error and the Run button's state, for a failure message."""
+    return dict(
+        page.evaluate(
+            """() => {
+            const out = {};
+            for (const el of document.querySelectorAll('[data-error-for]'))
+                if (el.textContent.trim()) out[el.dataset.errorFor] = el.textContent.trim();
+            const run = document.getElementById('submit');
+            out.run = `${run.textContent} disabled=${run.disabled}`;
+            out.hint = document.getElementById('submit-hint').textContent;
+            return out;
+        }"""
+        )
+    )
+
+
 def submit(page: Page) -> str:
     """Click Run and return the new job's id (the page keeps it in full in the title)."""
     before = page.locator("#job-id").get_attribute("title") or ""
     page.click("#submit")
-    page.wait_for_function(
-        "(b) => { const t = document.getElementById('job-id').title; return t && t !== b; }", arg=before
-    )
+    try:
+        page.wait_for_function(
+            "(b) => { const t = document.getElementById('job-id').title; return t && t !== b; }",
+            arg=before,
+            timeout=SUBMIT_TIMEOUT_MS,
+        )
+    except PlaywrightTimeoutError:
+        raise AssertionError(f"no new job after Run; the page showed: {shown_errors(page)!r}") from None
     expect(page.locator("#job")).to_be_visible()
     value = page.locator("#job-id").get_attribute("title")
     assert value and len(value) == 32, f"no job id on the page: {value!r}"
