@@ -9,6 +9,7 @@ and cancellation checked between steps.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import threading
 import time
@@ -20,8 +21,9 @@ import torch
 from PIL import Image
 
 from engine.attention import AttentionControl, composite_indices, install_processors
+from engine.cost import CostMeter, CostTable
 from engine.errors import Canceled
-from engine.features import decoder_features
+from engine.features import decoder_features, on_grid
 from engine.inversion import Inversion, InversionCache, invert
 from engine.models import Models
 from engine.preprocess import resize_image, to_image, to_tensor, vae_decode, vae_encode, working_size
@@ -29,6 +31,8 @@ from engine.requests import EditRequest, EditResult, EditStats
 from engine.sampler import AlphaTable, ddim_step, sample
 from engine.schedule import StepPlan, build_schedule, ddim_timesteps
 from engine.tasks import TaskContext, TaskPlan, prepare
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 ShouldCancel = Callable[[], bool]
@@ -45,7 +49,8 @@ def _image_key(images: list[Image.Image]) -> str:
 class Editor:
     """Runs edits on loaded models. One edit at a time per editor (a lock guards it): the worker
     holds one editor per GPU. `cache_bytes` bounds the inversion cache. `time_travel` False drops
-    the time-travel repeats (§9), for the paper's ablation."""
+    the time-travel repeats (§9), for the paper's ablation. `batched_backward` takes the two
+    guidance gradients in one batched backward call (two calls, as the release, by default)."""
 
     def __init__(
         self,
@@ -54,8 +59,10 @@ class Editor:
         image_prompt_cache: int = 16,
         time_travel: bool = True,
         default_resolution: int | None = None,
+        batched_backward: bool = False,
     ) -> None:
         self.models = models
+        self.batched_backward = batched_backward
         # The working size of a request that names none (None: the model's rule, Models.default_resolution).
         self.default_resolution = default_resolution or models.default_resolution()
         self.time_travel = time_travel
@@ -66,6 +73,7 @@ class Editor:
         self.train_steps = int(models.scheduler.config.num_train_timesteps)
         self._ip_cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self._ip_cache_size = image_prompt_cache
+        self.costs = CostTable()  # FLOPs per kind of call, measured once per working size (engine/cost.py)
         self._lock = threading.Lock()
 
     @property
@@ -141,6 +149,7 @@ class Editor:
         ctx = TaskContext(size=size, input_size=request.image.size, device=self.device)
         plan = prepare(request, ctx)
         stats.working_size = size
+        meter = self.costs.meter(size)
         schedule = build_schedule(
             plan.task,
             p.steps,
@@ -161,11 +170,13 @@ class Editor:
         lap("image_prompt")
 
         # 3. Inversion (§3), reused across edits of the same image(s).
-        key = (self.models.model_id, p.steps, tuple(plan.inversion_prompts), size, _image_key(plan.images))
+        # K/V are recorded only at the steps that inject them (the entry's largest part, §7).
+        kv_steps = frozenset(r.i for r in schedule if r.kv)
+        key = (self.models.model_id, p.steps, tuple(plan.inversion_prompts), size, _image_key(plan.images), kv_steps)
         inv = self.cache.get(key)
         stats.inversion_cached = inv is not None
         if inv is None:
-            inv = self._invert(plan, p.steps, step)
+            inv = self._invert(plan, p.steps, step, kv_steps, meter)
             ev["inversion"] += p.steps
             self.cache.put(key, inv)
         features_before = len(inv.features)
@@ -185,7 +196,8 @@ class Editor:
             self.control.mode, self.control.step, self.control.kv_op = "inject", row.i, row.kv
             self.control.ip_scale = p.ip_scale if row.ip else 0.0
             try:
-                eps_u, eps_c = self._unet(torch.cat([z, z]), row.t, context).chunk(2)
+                with meter.call("sampling", 2):
+                    eps_u, eps_c = self._unet(torch.cat([z, z]), row.t, context).chunk(2)
             finally:
                 self.control.mode, self.control.ip_scale = "plain", 0.0
             ev["sampling"] += 1
@@ -193,19 +205,29 @@ class Editor:
 
         def rollback_eps(z: torch.Tensor, row: StepPlan) -> torch.Tensor:
             ev["rollback"] += 1  # conditional context, plain attention, image prompt gated off (§9)
-            return self._unet(z, row.t_prev, cond)
+            with meter.call("rollback", 1):
+                return self._unet(z, row.t_prev, cond)
 
         def guidance(z: torch.Tensor, row: StepPlan) -> torch.Tensor:
-            ref = self._reference_features(inv, row, c_t, ctx.grid, n, ev)
+            ref = on_grid(self._reference_features(inv, row, c_t, n, ev, meter), ctx.grid)
+            batched = self.batched_backward
             with torch.enable_grad():
-                zg = z.detach().requires_grad_(True)
-                cur = decoder_features(self.models.unet, zg.to(self.models.dtype), row.t, c_t, ctx.grid)
+                # contiguous for the batched backward: the cross-image latents come channels-last
+                # from the VAE, and torch's vmap has no rule for that layout
+                zg = (z.contiguous() if batched else z).detach().requires_grad_(True)
+                with meter.call("guidance_forward", 1):
+                    native = decoder_features(self.models.unet, zg.to(self.models.dtype), row.t, c_t)
                 ev["guidance_forward"] += 1
-                e_edit, e_cont = plan.energy(cur, ref)
-                g_edit = self._grad(guide_scale * e_edit, zg, retain=e_cont is not None, ev=ev)
+                # batched: the energies see the feature maps as leaves, so that their cotangents
+                # there are partial derivatives, which one backward then takes through the UNet
+                leaves = [f.detach().requires_grad_(True) for f in native] if batched else None
+                e_edit, e_cont = plan.energy(on_grid(leaves or native, ctx.grid), ref)
                 if e_cont is None or plan.guidance_mask is None:
+                    (g_edit,) = self._grads([guide_scale * e_edit], leaves, native, zg, ev, meter)
                     return plan.lam * g_edit
-                g_cont = self._grad(guide_scale * e_cont, zg, retain=False, ev=ev)
+                g_edit, g_cont = self._grads(
+                    [guide_scale * e_edit, guide_scale * e_cont], leaves, native, zg, ev, meter
+                )
             m = plan.guidance_mask
             return plan.lam * (m * g_edit + (1 - m) * g_cont)
 
@@ -227,6 +249,12 @@ class Editor:
             self.control.bank, self.control.composite_index = {}, {}
         if len(inv.features) != features_before:
             self.cache.put(key, inv)  # re-measure: the reference features now live with it
+        stats.cache_bytes = inv.nbytes()
+        stats.unet_equivalents = meter.unet_equivalents()
+        energies = 1 if plan.guidance_mask is None else 2  # face has only the edit energy (§5.3)
+        stats.release_unet_equivalents = meter.release_unet_equivalents(
+            schedule, len(plan.images), energies, backward_batch=energies if self.batched_backward else 1
+        )
         lap("sampling")
 
         # 5. Decode (§10) and back to the input size (docs/deviations.md).
@@ -263,7 +291,14 @@ class Editor:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _invert(self, plan: TaskPlan, steps: int, step: Callable[[str, int, int], None]) -> Inversion:
+    def _invert(
+        self,
+        plan: TaskPlan,
+        steps: int,
+        step: Callable[[str, int, int], None],
+        kv_steps: frozenset[int],
+        meter: CostMeter,
+    ) -> Inversion:
         dtype = self.models.dtype
         x = torch.cat([to_tensor(im, self.device, dtype) for im in plan.images])
         z0 = vae_encode(self.models.vae, x).float()
@@ -278,6 +313,8 @@ class Editor:
             self.train_steps // steps,
             self.alphas,
             on_step=lambda k: step("inversion", k + 1, steps),
+            record_steps=kv_steps,
+            around_call=lambda: meter.call("inversion", len(plan.images)),
         )
 
     def _reference_features(
@@ -285,31 +322,76 @@ class Editor:
         inv: Inversion,
         row: StepPlan,
         c_t: torch.Tensor,
-        grid: tuple[int, int],
         n: int,
         ev: dict[str, int],
+        meter: CostMeter,
     ) -> list[torch.Tensor]:
         """F_ref from Z_inv[N−i] at t_i with the base prompt (§5.1), computed once per step and
-        kept with the cached inversion (a batch of two for the cross-image tasks counts once)."""
+        kept with the cached inversion at the UNet's own resolution (resized to the grid at use)
+        (a batch of two for the cross-image tasks counts once)."""
         if row.i not in inv.features:
             z_ref = inv.latents[n - row.i]
-            with torch.no_grad():
+            with torch.no_grad(), meter.call("reference_features", len(z_ref)):
                 inv.features[row.i] = [
                     f.detach()
                     for f in decoder_features(
-                        self.models.unet, z_ref.to(self.models.dtype), row.t, c_t.expand(len(z_ref), -1, -1), grid
+                        self.models.unet, z_ref.to(self.models.dtype), row.t, c_t.expand(len(z_ref), -1, -1)
                     )
                 ]
             ev["guidance_forward"] += 1
         return inv.features[row.i]
 
-    @staticmethod
-    def _grad(energy: torch.Tensor, z: torch.Tensor, retain: bool, ev: dict[str, int]) -> torch.Tensor:
-        if not energy.requires_grad:  # an empty region: this energy is constant
-            return torch.zeros_like(z)
-        ev["guidance_backward"] += 1
-        (g,) = torch.autograd.grad(energy, z, retain_graph=retain)
-        return g.float()
+    def _grads(
+        self,
+        energies: list[torch.Tensor],
+        leaves: list[torch.Tensor] | None,
+        features: list[torch.Tensor],
+        z: torch.Tensor,
+        ev: dict[str, int],
+        meter: CostMeter,
+    ) -> list[torch.Tensor]:
+        """∇_z of each energy (§5.3). Without `leaves`: one backward call per energy from the
+        energy to z, as the release does. With `leaves` (the feature maps the energies were
+        computed from, detached): each energy's cotangents at the leaves come from its own small
+        graph, and one batched backward (`is_grads_batched`) takes both through the UNet from
+        `features` to z: one graph traversal instead of two, equal to the two calls in fp32
+        (tested). Where torch's vmap lacks a batching rule for an op of the graph, the editor
+        says so once and takes one backward per energy from then on. A constant energy (an
+        empty region) has a zero gradient and no backward."""
+        grads = [torch.zeros_like(z) for _ in energies]
+        live = [k for k, e in enumerate(energies) if e.requires_grad]
+        ev["guidance_backward"] += len(live)  # one per energy gradient, batched or not
+        if leaves is None:
+            for n, k in enumerate(live):
+                with meter.call("guidance_backward", 1):
+                    (g,) = torch.autograd.grad(energies[k], z, retain_graph=n < len(live) - 1)
+                grads[k] = g.float()
+            return grads
+        cotangents = []
+        for k in live:
+            per_leaf = torch.autograd.grad(energies[k], leaves, allow_unused=True)
+            cotangents.append([torch.zeros_like(f) if c is None else c for f, c in zip(leaves, per_leaf)])
+        if len(live) > 1:
+            stacked = [torch.stack(level) for level in zip(*cotangents)]
+            try:
+                with meter.call("guidance_backward", len(live)):
+                    # retain: a refused batched call must leave the graph to the per-energy calls;
+                    # it is freed with the features when the guidance returns
+                    (g,) = torch.autograd.grad(
+                        features, z, grad_outputs=stacked, is_grads_batched=True, retain_graph=True
+                    )
+            except RuntimeError as exc:
+                log.warning("batched guidance backward unavailable (%s); one backward per energy from now on", exc)
+                self.batched_backward = False
+            else:
+                for row, k in enumerate(live):
+                    grads[k] = g[row].float()
+                return grads
+        for n, (k, cot) in enumerate(zip(live, cotangents)):
+            with meter.call("guidance_backward", 1):
+                (g,) = torch.autograd.grad(features, z, grad_outputs=cot, retain_graph=n < len(live) - 1)
+            grads[k] = g.float()
+        return grads
 
     def _composite_index(self, plan: TaskPlan, size: tuple[int, int], inv: Inversion) -> None:
         base_mask, ref_mask = plan.composite_masks  # type: ignore[misc]

@@ -16,11 +16,10 @@ class _Stop(Exception):
     pass
 
 
-def decoder_features(
-    unet: nn.Module, z: torch.Tensor, t: int, context: torch.Tensor, grid: tuple[int, int]
-) -> list[torch.Tensor]:
-    """Features of up_blocks[1] and [2] for latents z at timestep t, nearest-resized to the
-    guidance grid G (H/4 × W/4). Gradients flow to z when the caller enables them."""
+def decoder_features(unet: nn.Module, z: torch.Tensor, t: int, context: torch.Tensor) -> list[torch.Tensor]:
+    """Features of up_blocks[1] and [2] for latents z at timestep t, at the resolution the UNet
+    produced them (H/16 and H/8 for SD1.5). Gradients flow to z when the caller enables them.
+    The cache keeps these native maps (16× smaller than on the grid at SD1.5's widths)."""
     captured: list[torch.Tensor] = []
 
     def hook(module: nn.Module, args: object, output: torch.Tensor) -> None:
@@ -36,4 +35,10 @@ def decoder_features(
     finally:
         for h in handles:
             h.remove()
-    return [F.interpolate(f, size=grid, mode="nearest") for f in captured]
+    return captured
+
+
+def on_grid(features: list[torch.Tensor], grid: tuple[int, int]) -> list[torch.Tensor]:
+    """The feature maps nearest-resized to the guidance grid G (H/4 × W/4), where the energies
+    compare them (§5.1). Nearest resize copies values, so resizing at use is exact."""
+    return [F.interpolate(f, size=grid, mode="nearest") for f in features]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -25,13 +26,23 @@ class Inversion:
     bank: KvBank  # layer → sampling step i → (K, V)
     features: dict[int, list[torch.Tensor]] = field(default_factory=dict)  # step i → F_ref levels
 
-    def nbytes(self) -> int:
-        n = sum(t.numel() * t.element_size() for t in self.latents)
+    def tensors(self) -> Iterator[torch.Tensor]:
+        yield from self.latents
         for steps in self.bank.values():
-            n += sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in steps.values())
+            for k, v in steps.values():
+                yield k
+                yield v
         for levels in self.features.values():
-            n += sum(f.numel() * f.element_size() for f in levels)
-        return n
+            yield from levels
+
+    def nbytes(self) -> int:
+        """Bytes the entry really holds: each distinct storage once and whole (a view keeps all
+        of its base alive), on whichever device it lives."""
+        storages: dict[tuple[str, int], int] = {}
+        for t in self.tensors():
+            st = t.untyped_storage()
+            storages[(str(t.device), st.data_ptr())] = st.nbytes()
+        return sum(storages.values())
 
 
 @torch.no_grad()
@@ -44,13 +55,16 @@ def invert(
     ratio: int,
     alphas: AlphaTable,
     on_step: Callable[[int], None] = lambda k: None,
+    record_steps: Collection[int] | None = None,
+    around_call: Callable[[], AbstractContextManager[object]] = nullcontext,
 ) -> Inversion:
     """DDIM inversion with conditional text only (§3.2): for k = 0…N−1, s = t_{N−1−k}, s′ = s − ratio,
     z_{k+1} = √ᾱ(s)·x̂0 + √(1−ᾱ(s))·ε with x̂0 from z_k at s′. The decoder self-attention K/V of
-    the pass at s are stored under sampling step i = N−1−k (§3.3, §14.11)."""
+    the pass at s are stored under sampling step i = N−1−k (§3.3, §14.11), for the steps in
+    `record_steps` only (None: every step): the release stores all 50, the sampler injects at
+    45 (move, drag, face) or 36 (appearance, paste) of them, and the K/V are most of an entry."""
     n = len(timesteps)
     control.bank = {}
-    control.mode = "record"
     latents = [z0]
     z = z0
     dtype = next(unet.parameters()).dtype
@@ -58,7 +72,9 @@ def invert(
         for k in range(n):
             s = timesteps[n - 1 - k]
             control.step = n - 1 - k
-            eps = unet(z.to(dtype), s, encoder_hidden_states=context).sample.float()
+            control.mode = "record" if record_steps is None or control.step in record_steps else "plain"
+            with around_call():  # the editor's cost meter
+                eps = unet(z.to(dtype), s, encoder_hidden_states=context).sample.float()
             z = ddim_invert_step(z, eps, s - ratio, s, alphas)
             latents.append(z)
             on_step(k)

@@ -165,6 +165,10 @@ def request_from_files(params: CommonParams, files: dict[str, Image.Image]) -> E
     return _REQUEST_BY_TASK[task](params=params, **kwargs)
 
 
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
 @dataclass
 class EditStats:
     """Per-stage wall seconds and network evaluations of one edit (the CLI's `--stats` JSON)."""
@@ -181,6 +185,11 @@ class EditStats:
         }
     )
     inversion_cached: bool = False
+    cache_bytes: int = 0  # what the edit's inversion cache entry really holds (latents, K/V, F_ref)
+    # The edit's cost in full UNet forwards at batch 1 at its working size, and the release's loop
+    # for the same schedule at the same per-call costs (engine/cost.py); None before a first edit.
+    unet_equivalents: float | None = None
+    release_unet_equivalents: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -188,6 +197,9 @@ class EditStats:
             "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
             "evaluations": dict(self.evaluations),
             "inversion_cached": self.inversion_cached,
+            "cache_bytes": self.cache_bytes,
+            "unet_equivalents": _round(self.unet_equivalents),
+            "release_unet_equivalents": _round(self.release_unet_equivalents),
         }
 
 
