@@ -20,9 +20,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from engine import budget
 from engine.attention import AttentionControl, composite_indices, install_processors
 from engine.cost import CostMeter, CostTable
-from engine.errors import Canceled
+from engine.errors import Canceled, InvalidInput
 from engine.features import decoder_features, on_grid
 from engine.inversion import Inversion, InversionCache, invert
 from engine.models import Models
@@ -73,6 +74,7 @@ class Editor:
         self.train_steps = int(models.scheduler.config.num_train_timesteps)
         self._ip_cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self._ip_cache_size = image_prompt_cache
+        self._activations: budget.ActivationModel | None = None  # measured on the first edit
         self.costs = CostTable()  # FLOPs per kind of call, measured once per working size (engine/cost.py)
         self._lock = threading.Lock()
 
@@ -175,6 +177,7 @@ class Editor:
         key = (self.models.model_id, p.steps, tuple(plan.inversion_prompts), size, _image_key(plan.images), kv_steps)
         inv = self.cache.get(key)
         stats.inversion_cached = inv is not None
+        self._make_room(plan, size, schedule, kv_steps, c_t, reused=inv)
         if inv is None:
             inv = self._invert(plan, p.steps, step, kv_steps, meter)
             ev["inversion"] += p.steps
@@ -392,6 +395,43 @@ class Editor:
                 (g,) = torch.autograd.grad(features, z, grad_outputs=cot, retain_graph=n < len(live) - 1)
             grads[k] = g.float()
         return grads
+
+    def _make_room(
+        self,
+        plan: TaskPlan,
+        size: tuple[int, int],
+        schedule: list[StepPlan],
+        kv_steps: frozenset[int],
+        c_t: torch.Tensor,
+        reused: Inversion | None,
+    ) -> None:
+        """Refuse, before any work, a working size whose estimated peak (engine/budget.py) the
+        device cannot hold even with the other cache entries evicted; else evict what it takes."""
+        free = budget.free_bytes(self.device)
+        if free is None:
+            return
+        if self._activations is None:
+            self._activations = budget.ActivationModel(self.models.unet, c_t)
+        images = len(plan.images)
+        need = self._activations(size) + budget.grid_feature_bytes(self.models.unet, size, images, self.models.dtype)
+        if reused is None:
+            guided = sum(1 for r in schedule if r.guide)
+            need += budget.entry_bytes(
+                self.models.unet, size, images, len(schedule), len(kv_steps), guided, self.models.dtype
+            )
+        need = int(need * budget.MARGIN)
+        evictable = self.cache.nbytes() - (reused.nbytes() if reused is not None else 0)
+        if need > free + evictable:
+            w, h = size
+            fits = int(max(w, h) * ((free + evictable) / need) ** 0.5) // 64 * 64
+            hint = f"max_resolution {fits} or less should fit" if fits >= 64 else "no working size fits"
+            raise InvalidInput(
+                "max_resolution",
+                f"a {w}x{h} {plan.task} edit needs about {need / 1e9:.1f} GB on {self.device}, which has "
+                f"{(free + evictable) / 1e9:.1f} GB free; {hint}",
+            )
+        if need > free:
+            self.cache.shrink(self.cache.nbytes() - (need - free), keep=reused)
 
     def _composite_index(self, plan: TaskPlan, size: tuple[int, int], inv: Inversion) -> None:
         base_mask, ref_mask = plan.composite_masks  # type: ignore[misc]

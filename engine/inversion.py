@@ -111,6 +111,15 @@ class InversionCache:
                 old, _ = self._entries.popitem(last=False)
                 del self._sizes[old]
 
+    def shrink(self, budget_bytes: int, keep: Inversion | None = None) -> None:
+        """Evict least recently used entries (never `keep`) until at most `budget_bytes` are held."""
+        with self._lock:
+            for old in list(self._entries):
+                if sum(self._sizes.values()) <= budget_bytes:
+                    break
+                if self._entries[old] is not keep:
+                    del self._entries[old], self._sizes[old]
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

@@ -12,7 +12,9 @@ import torch.nn.functional as F
 import engine
 import engine.editor as editor_module
 from diffeditor.tasks import AppearanceParams, LandmarkParams, MoveParams
+from engine import budget
 from engine.cost import CostTable, release_calls
+from engine.errors import InvalidInput
 from engine.features import decoder_features, on_grid
 from engine.inversion import Inversion, invert
 from engine.schedule import build_schedule
@@ -244,3 +246,73 @@ def test_a_face_edit_prices_one_backward(editor: engine.Editor) -> None:
     result = editor.edit(req)
     calls = release_calls(build_schedule("landmark", STEPS, True), images=1, energies=1)
     assert result.stats.evaluations["guidance_backward"] == calls[("guidance_backward", 1)]
+
+
+# -- memory budget -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [move_request, appearance_request])
+def test_the_entry_estimate_is_the_entry_an_edit_builds(editor: engine.Editor, make: object) -> None:
+    request = make()  # type: ignore[operator]
+    result = editor.edit(request)
+    (entry,) = editor.cache.entries()
+    task = "appearance" if isinstance(request, engine.AppearanceRequest) else "move"
+    schedule = build_schedule(task, STEPS, True)
+    images = 2 if task == "appearance" else 1
+    kv = sum(1 for r in schedule if r.kv)
+    guided = sum(1 for r in schedule if r.guide)
+    unet = editor.models.unet
+    assert budget.entry_bytes(unet, (RES, RES), images, STEPS, kv, guided, torch.float32) == entry.nbytes()
+    assert result.stats.cache_bytes == entry.nbytes()
+
+
+def test_a_768_cross_image_entry_fits_the_default_budget() -> None:
+    """SD1.5's UNet (built on the meta device: layout only) at 768², bf16, 50 steps: the K/V are
+    §12.1's 62 MB per step and image, and a paste entry (two images, K/V at the 36 injected steps,
+    F_ref at the 20 guided steps) fits the editor's default 8 GiB."""
+    from diffusers import UNet2DConditionModel
+
+    from engine.model_sets import SD15_CONFIG_DIR
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(SD15_CONFIG_DIR / "unet"))
+    per_step = budget.entry_bytes(unet, (768, 768), 1, 0, 1, 0, torch.bfloat16) - 4 * 96 * 96 * 4
+    assert per_step == pytest.approx(62e6, rel=0.02)
+    schedule = build_schedule("paste", 50, True)
+    kv, guided = sum(1 for r in schedule if r.kv), sum(1 for r in schedule if r.guide)
+    assert (kv, guided) == (36, 20)
+    paste = budget.entry_bytes(unet, (768, 768), 2, 50, kv, guided, torch.bfloat16)
+    assert paste < 8 << 30
+    assert 4.0e9 < paste < 5.5e9  # K/V 4.5 GB + native F_ref 0.7 GB + latents
+
+
+def test_a_working_size_the_device_cannot_hold_is_refused_before_any_work(
+    editor: engine.Editor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(budget, "free_bytes", lambda device: 1 << 20)  # 1 MiB free
+    with pytest.raises(InvalidInput) as err:
+        editor.edit(move_request())
+    assert err.value.field == "max_resolution"
+    assert "needs about" in err.value.message and "GB free" in err.value.message
+    assert len(editor.cache) == 0, "nothing was inverted"
+
+
+def test_the_cache_makes_room_for_an_edit_that_fits_without_it(
+    editor: engine.Editor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    editor.edit(appearance_request())
+    held = editor.cache.nbytes()
+    assert held > 0 and editor._activations is not None
+    schedule = build_schedule("move", STEPS, True)
+    kv, guided = sum(1 for r in schedule if r.kv), sum(1 for r in schedule if r.guide)
+    unet = editor.models.unet
+    need = budget.MARGIN * (
+        editor._activations((RES, RES))
+        + budget.grid_feature_bytes(unet, (RES, RES), 1, torch.float32)
+        + budget.entry_bytes(unet, (RES, RES), 1, STEPS, kv, guided, torch.float32)
+    )
+    # Free memory: enough for the move edit only once the appearance entry is gone.
+    monkeypatch.setattr(budget, "free_bytes", lambda device: int(need) - held // 2)
+    result = editor.edit(move_request())
+    (entry,) = editor.cache.entries()
+    assert result.stats.cache_bytes == entry.nbytes(), "the appearance entry was evicted for the move"
