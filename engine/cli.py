@@ -86,6 +86,11 @@ def _edit_parser() -> argparse.ArgumentParser:
         p.add_argument("--stats", type=Path, help="write per-stage statistics JSON here")
         p.add_argument("--device", help="cuda or cpu (default: cuda when available)")
         p.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], help="default fp16 on CUDA, fp32 on CPU")
+        p.add_argument(
+            "--batched-backward",
+            action="store_true",
+            help="both guidance gradients from one batched backward pass (default: two, as the release)",
+        )
     return parser
 
 
@@ -141,7 +146,7 @@ def run_edit(argv: list[str]) -> int:
         request = engine.request_from_files(params, files)
         request.validate()  # before the (slow) model load
         models = engine.load_models(args.model, device=args.device, dtype=args.dtype)
-        result = engine.Editor(models).edit(request)
+        result = engine.Editor(models, batched_backward=args.batched_backward).edit(request)
     except engine.InvalidInput as exc:
         _fail(exc.field, exc.message)
     except engine.EngineError as exc:

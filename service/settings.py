@@ -25,7 +25,10 @@ class Settings(BaseSettings):
     model: str | None = None
     device: str | None = None  # None: cuda when available, else cpu
     dtype: str | None = None  # fp16 | bf16 | fp32; None: fp16 on CUDA, fp32 on CPU
-    inversion_cache_mb: int = 8192  # one 768² inversion keeps ≈3.1 GB of K/V on the GPU
+    # One 768² bf16 entry holds ≈3.2 GB (move) or ≈5.2 GB (appearance, paste: two images): K/V at the
+    # injected steps and F_ref at the UNet's resolution (docs/operations.md).
+    inversion_cache_mb: int = 8192
+    batched_backward: bool = False  # both guidance gradients from one batched backward (engine/editor.py)
     # The working size of an edit that sends no max_resolution. None: the model's rule (the demo
     # model its training size, 128; real weights 768 on a GPU, 512 on a CPU). Reported in /v1/info.
     default_resolution: int | None = Field(None, ge=64, le=1024)

@@ -76,6 +76,8 @@ def test_each_task_runs(
     assert set(data["seconds"]) == {"preprocess", "image_prompt", "inversion", "sampling", "decode", "total"}
     assert set(data["evaluations"]) == {"inversion", "sampling", "guidance_forward", "guidance_backward", "rollback"}
     assert data["inversion_cached"] is False
+    assert data["cache_bytes"] > 0
+    assert 0 < data["unet_equivalents"] < data["release_unet_equivalents"]
 
 
 @pytest.mark.parametrize(
