@@ -4,7 +4,7 @@
     python bench/edit.py --config sd15-random-cpu     [--size 128] [--steps 4] [--no-image-prompt]
     python bench/edit.py --config sd15-random-cuda    [--size 512 768] [--steps 50] [--dtype bf16]
     ... [--tasks move drag ...] [--device cpu] [--threads N] [--json PATH]
-    ... [--batched-backward] [--release-loop]
+    ... [--batched-backward] [--kv-offload] [--release-loop]
 
 Configurations (every flag overrides the configuration's default):
   demo-cpu          the demo model (`load_models("demo")`, or --model DIR) on the CPU, fp32.
@@ -475,6 +475,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--batched-backward", action="store_true", help="both guidance gradients from one batched backward"
     )
+    parser.add_argument("--kv-offload", action="store_true", help="K/V banks in pinned host memory, prefetched")
     parser.add_argument(
         "--release-loop", action="store_true", help="also time a plain implementation of the release's loop"
     )
@@ -512,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         models = load(spec, device, dtype, image_prompt)
         synchronize(device)
         load_seconds = time.perf_counter() - start
-        editor = engine.Editor(models, batched_backward=args.batched_backward)
+        editor = engine.Editor(models, batched_backward=args.batched_backward, kv_offload=args.kv_offload)
         memory = PeakMemory(device)
         for size in () if args.no_warmup else warmup_sizes(device, sizes):
             editor.edit(warmup_request(size))

@@ -91,6 +91,11 @@ def _edit_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="both guidance gradients from one batched backward pass (default: two, as the release)",
         )
+        p.add_argument(
+            "--kv-offload",
+            action="store_true",
+            help="keep the K/V bank in pinned host memory and prefetch each step's to the GPU",
+        )
     return parser
 
 
@@ -146,7 +151,7 @@ def run_edit(argv: list[str]) -> int:
         request = engine.request_from_files(params, files)
         request.validate()  # before the (slow) model load
         models = engine.load_models(args.model, device=args.device, dtype=args.dtype)
-        result = engine.Editor(models, batched_backward=args.batched_backward).edit(request)
+        result = engine.Editor(models, batched_backward=args.batched_backward, kv_offload=args.kv_offload).edit(request)
     except engine.InvalidInput as exc:
         _fail(exc.field, exc.message)
     except engine.EngineError as exc:

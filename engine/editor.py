@@ -26,6 +26,7 @@ from engine.cost import CostMeter, CostTable
 from engine.errors import Canceled, InvalidInput
 from engine.features import decoder_features, on_grid
 from engine.inversion import Inversion, InversionCache, invert
+from engine.kv_offload import KvPrefetch, to_host
 from engine.models import Models
 from engine.preprocess import resize_image, to_image, to_tensor, vae_decode, vae_encode, working_size
 from engine.requests import EditRequest, EditResult, EditStats
@@ -51,7 +52,9 @@ class Editor:
     """Runs edits on loaded models. One edit at a time per editor (a lock guards it): the worker
     holds one editor per GPU. `cache_bytes` bounds the inversion cache. `time_travel` False drops
     the time-travel repeats (§9), for the paper's ablation. `batched_backward` takes the two
-    guidance gradients in one batched backward call (two calls, as the release, by default)."""
+    guidance gradients in one batched backward call (two calls, as the release, by default).
+    `kv_offload` keeps the cached K/V banks in pinned host memory and brings each sampling step's
+    to the GPU ahead of its use (engine/kv_offload.py)."""
 
     def __init__(
         self,
@@ -61,9 +64,11 @@ class Editor:
         time_travel: bool = True,
         default_resolution: int | None = None,
         batched_backward: bool = False,
+        kv_offload: bool = False,
     ) -> None:
         self.models = models
         self.batched_backward = batched_backward
+        self.kv_offload = kv_offload
         # The working size of a request that names none (None: the model's rule, Models.default_resolution).
         self.default_resolution = default_resolution or models.default_resolution()
         self.time_travel = time_travel
@@ -180,6 +185,8 @@ class Editor:
         self._make_room(plan, size, schedule, kv_steps, c_t, reused=inv)
         if inv is None:
             inv = self._invert(plan, p.steps, step, kv_steps, meter)
+            if self.kv_offload and self.device.type == "cuda":
+                inv.bank = to_host(inv.bank)  # the device copies go with the recording
             ev["inversion"] += p.steps
             self.cache.put(key, inv)
         features_before = len(inv.features)
@@ -189,6 +196,7 @@ class Editor:
         n = p.steps
         gen = torch.Generator(device=self.device).manual_seed(seed)
         self.control.bank = inv.bank
+        prefetch = KvPrefetch(inv.bank, self.device, [r.i for r in schedule if r.kv]) if self.kv_offload else None
         if plan.composite_masks is not None:
             self._composite_index(plan, size, inv)
         z = plan.init_latent(inv.latents[n])
@@ -197,6 +205,8 @@ class Editor:
 
         def denoise(z: torch.Tensor, row: StepPlan) -> torch.Tensor:
             self.control.mode, self.control.step, self.control.kv_op = "inject", row.i, row.kv
+            if prefetch is not None and row.kv:
+                self.control.bank = prefetch.step(row.i)  # this step's K/V, on the device
             self.control.ip_scale = p.ip_scale if row.ip else 0.0
             try:
                 with meter.call("sampling", 2):
@@ -416,8 +426,9 @@ class Editor:
         need = self._activations(size) + budget.grid_feature_bytes(self.models.unet, size, images, self.models.dtype)
         if reused is None:
             guided = sum(1 for r in schedule if r.guide)
+            on_device = 0 if self.kv_offload and self.device.type == "cuda" else len(kv_steps)
             need += budget.entry_bytes(
-                self.models.unet, size, images, len(schedule), len(kv_steps), guided, self.models.dtype
+                self.models.unet, size, images, len(schedule), on_device, guided, self.models.dtype
             )
         need = int(need * budget.MARGIN)
         evictable = self.cache.nbytes() - (reused.nbytes() if reused is not None else 0)

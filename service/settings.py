@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     # injected steps and F_ref at the UNet's resolution (docs/operations.md).
     inversion_cache_mb: int = 8192
     batched_backward: bool = False  # both guidance gradients from one batched backward (engine/editor.py)
+    kv_offload: bool = False  # K/V banks in pinned host memory, prefetched per step (engine/kv_offload.py)
     # The working size of an edit that sends no max_resolution. None: the model's rule (the demo
     # model its training size, 128; real weights 768 on a GPU, 512 on a CPU). Reported in /v1/info.
     default_resolution: int | None = Field(None, ge=64, le=1024)

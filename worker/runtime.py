@@ -228,6 +228,7 @@ def load_editor(settings: Settings) -> tuple[Any, dict]:
         cache_bytes=settings.inversion_cache_mb * 2**20,
         default_resolution=settings.default_resolution,
         batched_backward=settings.batched_backward,
+        kv_offload=settings.kv_offload,
     )
     log.info("loaded model %s on %s in %.1fs", model["model"], model["device"], time.monotonic() - t0)
     t1 = time.monotonic()

@@ -17,6 +17,7 @@ from engine.cost import CostTable, release_calls
 from engine.errors import InvalidInput
 from engine.features import decoder_features, on_grid
 from engine.inversion import Inversion, invert
+from engine.kv_offload import KvPrefetch, to_host
 from engine.schedule import build_schedule
 from tests.engine.images import box_mask, scene
 
@@ -316,3 +317,45 @@ def test_the_cache_makes_room_for_an_edit_that_fits_without_it(
     result = editor.edit(move_request())
     (entry,) = editor.cache.entries()
     assert result.stats.cache_bytes == entry.nbytes(), "the appearance entry was evicted for the move"
+
+
+# -- K/V bank on the host ------------------------------------------------------------------
+
+
+def test_host_copies_and_step_views_of_the_bank() -> None:
+    bank = {"a": {1: (torch.ones(1, 4, 2), torch.zeros(1, 4, 2)), 3: (torch.ones(1, 4, 2) * 3, torch.zeros(1, 4, 2))}}
+    host = to_host(bank)
+    assert torch.equal(host["a"][3][0], bank["a"][3][0])
+    assert host["a"][3][0].untyped_storage().data_ptr() != bank["a"][3][0].untyped_storage().data_ptr()
+    prefetch = KvPrefetch(host, torch.device("cpu"), order=[0, 1, 2, 3])
+    assert prefetch.order == [1, 3]  # only the steps the bank holds
+    view = prefetch.step(1)
+    assert set(view) == {"a"} and set(view["a"]) == {1} and view["a"][1][0] is host["a"][1][0]
+    assert prefetch.step(1) is view  # time travel asks for the same step again
+    assert 3 in prefetch._pending, "the next step was started ahead of its use"
+    assert prefetch.step(3)["a"][3][0] is host["a"][3][0]
+
+
+def test_an_edit_with_the_bank_offloaded_is_the_same_edit(random_models: engine.Models) -> None:
+    plain = engine.Editor(random_models).edit(appearance_request())
+    offloaded = engine.Editor(random_models, kv_offload=True).edit(appearance_request())
+    assert np.array_equal(pixels(plain), pixels(offloaded))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_the_offloaded_bank_leaves_the_gpu_and_the_image_unchanged(random_model_dir: object) -> None:
+    models = engine.load_models(random_model_dir, device="cuda", dtype="fp32")
+    on_gpu = engine.Editor(models)
+    first = on_gpu.edit(move_request())
+    (entry,) = on_gpu.cache.entries()
+    assert all(k.is_cuda for steps in entry.bank.values() for k, _ in steps.values())
+    on_gpu.clear_cache()
+    offload = engine.Editor(models, kv_offload=True)
+    before = torch.cuda.memory_allocated()
+    second = offload.edit(move_request())
+    (entry,) = offload.cache.entries()
+    assert all(k.is_pinned() and not k.is_cuda for steps in entry.bank.values() for k, _ in steps.values())
+    kv = sum(k.nbytes + v.nbytes for steps in entry.bank.values() for k, v in steps.values())
+    growth = torch.cuda.memory_allocated() - before  # the entry's latents and F_ref, the image tokens
+    assert entry.nbytes() - kv <= growth <= entry.nbytes() - kv + (1 << 20)
+    assert np.array_equal(pixels(first), pixels(second))
