@@ -24,14 +24,15 @@ import torch
 from torch import nn
 
 from engine.features import FEATURE_BLOCKS, decoder_features
+from engine.tasks import TaskContext
 
 MARGIN = 1.25  # the caching allocator's fragmentation and the estimate's own error
 ENERGY_COPIES = 2  # the energies' intermediates at the grid, per compared map (cosines, masks)
 
 
-def _latent(size: tuple[int, int]) -> tuple[int, int]:
-    w, h = size
-    return h // 8, w // 8
+def _grids(size: tuple[int, int]) -> TaskContext:
+    """The latent and guidance grids of a working size, by the tasks' own rule."""
+    return TaskContext(size=size, input_size=size, device=torch.device("cpu"))
 
 
 def _up_block_layout(unet: nn.Module, latent: tuple[int, int]) -> list[tuple[tuple[int, int], int, list[int]]]:
@@ -64,7 +65,7 @@ def entry_bytes(
     """Bytes of the inversion cache entry an edit builds: Z_inv[0..N] in fp32, K and V of every
     banked layer at `kv_steps` steps, and the native F_ref levels at `guided_steps` steps."""
     item = torch.empty((), dtype=dtype).element_size()
-    lh, lw = _latent(size)
+    lh, lw = _grids(size).latent
     latents = (steps + 1) * images * unet.config.in_channels * lh * lw * 4
     layout = _up_block_layout(unet, (lh, lw))
     # Banked: every up block's attn1 (up_blocks.1–3 in SD1.5, §3.3), K and V of (B, h·w, width).
@@ -111,7 +112,7 @@ class ActivationModel:
         self.fixed = max(0.0, y0 - self.per_pixel * x0)
 
     def __call__(self, size: tuple[int, int]) -> int:
-        lh, lw = _latent(size)
+        lh, lw = _grids(size).latent
         return int(self.fixed + self.per_pixel * lh * lw)
 
 
@@ -119,10 +120,11 @@ def grid_feature_bytes(unet: nn.Module, size: tuple[int, int], images: int, dtyp
     """The feature maps at the guidance grid one guided pass holds: F_ref per image and F_cur,
     with the energies' intermediates."""
     item = torch.empty((), dtype=dtype).element_size()
-    w, h = size
-    layout = _up_block_layout(unet, _latent(size))
+    grids = _grids(size)
+    layout = _up_block_layout(unet, grids.latent)
     channels = sum(layout[i][1] for i in FEATURE_BLOCKS)
-    return (images + 1) * (1 + ENERGY_COPIES) * channels * (h // 4) * (w // 4) * item
+    gh, gw = grids.grid
+    return (images + 1) * (1 + ENERGY_COPIES) * channels * gh * gw * item
 
 
 def free_bytes(device: torch.device) -> int | None:
