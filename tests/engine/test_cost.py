@@ -201,6 +201,23 @@ def test_flops_of_a_call_are_measured_once_and_price_every_later_one() -> None:
     assert meter.unet_equivalents() == pytest.approx(3 + 2 * 14 * 14 / (16 * 16))  # no padding: 14² outputs
 
 
+def test_a_call_priced_on_a_replay_runs_itself_unmetered() -> None:
+    from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+    meter = CostTable().meter((16, 16))
+    conv = torch.nn.Conv2d(4, 8, 3, padding=1)
+    x = torch.randn(1, 4, 16, 16, requires_grad=True)
+    y = conv(x).square().sum()
+    modes: list[object] = []
+    for _ in range(2):
+        with meter.call("guidance_backward", 1, lambda: torch.autograd.grad(y, x, retain_graph=True)) as measured:
+            modes.append(_get_current_dispatch_mode())
+            torch.autograd.grad(y, x, retain_graph=True)
+        assert not measured
+    assert modes == [None, None]  # the edit's own backward never runs under the counter
+    assert meter.table.flops[("guidance_backward", (16, 16), 1)] > 0 and meter.calls["guidance_backward", 1] == 2
+
+
 def test_release_calls_for_the_default_schedule() -> None:
     """§12.1 at 50 steps: 58 CFG passes, 28 guided passes each pricing the reference and the current
     features and one backward per energy, 12 rollbacks (the 4 discarded ones included)."""
@@ -330,10 +347,10 @@ def test_host_copies_and_step_views_of_the_bank() -> None:
     prefetch = KvPrefetch(host, torch.device("cpu"), order=[0, 1, 2, 3])
     assert prefetch.order == [1, 3]  # only the steps the bank holds
     view = prefetch.step(1)
-    assert set(view) == {"a"} and set(view["a"]) == {1} and view["a"][1][0] is host["a"][1][0]
+    assert set(view) == {"a"} and view["a"][0] is host["a"][1][0]  # step 1's K/V per layer
     assert prefetch.step(1) is view  # time travel asks for the same step again
     assert 3 in prefetch._pending, "the next step was started ahead of its use"
-    assert prefetch.step(3)["a"][3][0] is host["a"][3][0]
+    assert prefetch.step(3)["a"][0] is host["a"][3][0]
 
 
 def test_an_edit_with_the_bank_offloaded_is_the_same_edit(random_models: engine.Models) -> None:
