@@ -4,7 +4,7 @@
     python bench/edit.py --config sd15-random-cpu     [--size 128] [--steps 4] [--no-image-prompt]
     python bench/edit.py --config sd15-random-cuda    [--size 512 768] [--steps 50] [--dtype bf16]
     ... [--tasks move drag ...] [--device cpu] [--threads N] [--json PATH]
-    ... [--batched-backward] [--kv-offload] [--release-loop]
+    ... [--batched-backward] [--kv-offload] [--compile MODE] [--channels-last] [--release-loop]
 
 Configurations (every flag overrides the configuration's default):
   demo-cpu          the demo model (`load_models("demo")`, or --model DIR) on the CPU, fp32.
@@ -60,6 +60,7 @@ sys.path.insert(0, str(REPO))
 
 import engine  # noqa: E402
 from diffeditor.tasks import TASKS, AppearanceParams, DragParams, LandmarkParams, MoveParams, PasteParams  # noqa: E402
+from engine.compiled import COMPILE_MODES  # noqa: E402
 from engine.errors import EngineError  # noqa: E402
 from tests.engine.images import box_mask, scene  # noqa: E402
 
@@ -233,10 +234,15 @@ def warmup_request(size: int) -> engine.MoveRequest:
     )
 
 
-def warmup_sizes(device: torch.device, sizes: tuple[int, ...]) -> tuple[int, ...]:
-    """On CUDA each benchmark size once (the caching allocator grows and kernels are picked per
-    shape); on the CPU one 64² edit is enough (lazy imports and first allocations)."""
-    return sizes if device.type == "cuda" else (64,)
+# with --compile, enough steps that each task's warm-up edit reaches every injection variant (K/V
+# concatenation from step 5 in 50, the image-prompt window 10–19; engine/schedule.py scales them)
+WARMUP_STEPS_COMPILED = 20
+
+
+def warmup_sizes(device: torch.device, sizes: tuple[int, ...], compile: str = "off") -> tuple[int, ...]:
+    """On CUDA, or compiled, each benchmark size once (the caching allocator grows, kernels are
+    picked or compiled per shape); on the CPU one 64² edit is enough (lazy imports, first allocations)."""
+    return sizes if device.type == "cuda" or compile != "off" else (64,)
 
 
 # -- memory and timing --------------------------------------------------------------------------
@@ -476,6 +482,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--batched-backward", action="store_true", help="both guidance gradients from one batched backward"
     )
     parser.add_argument("--kv-offload", action="store_true", help="K/V banks in pinned host memory, prefetched")
+    parser.add_argument("--compile", choices=COMPILE_MODES, default="off", help="torch.compile the sampling UNet")
+    parser.add_argument("--channels-last", action="store_true", help="the UNet in NHWC layout")
     parser.add_argument(
         "--release-loop", action="store_true", help="also time a plain implementation of the release's loop"
     )
@@ -513,10 +521,20 @@ def main(argv: list[str] | None = None) -> int:
         models = load(spec, device, dtype, image_prompt)
         synchronize(device)
         load_seconds = time.perf_counter() - start
-        editor = engine.Editor(models, batched_backward=args.batched_backward, kv_offload=args.kv_offload)
+        editor = engine.Editor(
+            models,
+            batched_backward=args.batched_backward,
+            kv_offload=args.kv_offload,
+            compile=args.compile,
+            channels_last=args.channels_last,
+        )
         memory = PeakMemory(device)
-        for size in () if args.no_warmup else warmup_sizes(device, sizes):
+        for size in () if args.no_warmup else warmup_sizes(device, sizes, args.compile):
             editor.edit(warmup_request(size))
+            if args.compile != "off":  # every task's graphs at every size: compile time is not edit time
+                for task, request in make_requests(size, WARMUP_STEPS_COMPILED).items():
+                    if task in args.tasks:
+                        editor.edit(request)
         editor.clear_cache()
         runs: list[Run] = []
         release_runs: list[tuple[str, int, float, float, float]] = []
@@ -564,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
         "image_prompt": models.image_proj is not None,
         "parameters": parameter_count(models),
         "load_seconds": round(load_seconds, 2),
-        "warmup_sizes": [] if args.no_warmup else list(warmup_sizes(device, sizes)),
+        "warmup_sizes": [] if args.no_warmup else list(warmup_sizes(device, sizes, args.compile)),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     print(f"## bench/edit.py --config {args.config}\n")

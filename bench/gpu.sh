@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The one-shot GPU benchmark (issue 13): everything into one folder, in about 8 minutes on an H200.
 #
-#   bash bench/gpu.sh OUTDIR          (on the device machine: OUTDIR=$OUT)
+#   bash bench/gpu.sh OUTDIR            (on the device machine: OUTDIR=$OUT)
+#   bash bench/gpu.sh OUTDIR compiled   (a second command, about 5 minutes: torch.compile against
+#                                        eager, move and drag at 512² in bf16: edit-bf16-compiled.md
+#                                        (inductor) and edit-bf16-cudagraphs.md (also CUDA graphs);
+#                                        inductor's compile time is in its warm-up, not its figures)
 #
 # Needs torch with CUDA, transformers, safetensors and pillow there; diffusers and pydantic come
 # from wheels carried in .wheels/ (ignored by git), made here with
@@ -29,6 +33,12 @@ run() {  # seconds, name, then bench/edit.py's flags; a failing configuration do
   timeout "$1" python bench/edit.py --config sd15-random-cuda "${@:3}" --json "$work/$2.json" \
     > "$work/$2.md" 2> "$work/$2.err" || echo "$2 failed: see $2.err" | tee -a "$work/failures.txt"
 }
+if [ "${2:-}" = compiled ]; then
+  run 150 edit-bf16-compiled --dtype bf16 --size 512 --tasks move drag --compile default
+  run 150 edit-bf16-cudagraphs --dtype bf16 --size 512 --tasks move drag --compile reduce-overhead
+  ls -l "$work"
+  exit 0
+fi
 run 150 edit-bf16 --dtype bf16 --release-loop
 run 100 edit-fp16 --dtype fp16
 run 90 edit-bf16-batched --dtype bf16 --batched-backward

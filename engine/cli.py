@@ -16,6 +16,7 @@ from typing import Any, NoReturn, get_args
 from pydantic import ValidationError
 
 from diffeditor.tasks import FILES_BY_TASK, PARAMS_BY_TASK, parse_params
+from engine.compiled import COMPILE_MODES
 
 DEMO_NOTE = (
     "note: the demo model is a small model trained on a shapes world (flat-coloured shapes and cartoon faces); "
@@ -96,6 +97,13 @@ def _edit_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="keep the K/V bank in pinned host memory and prefetch each step's to the GPU",
         )
+        p.add_argument(
+            "--compile",
+            choices=COMPILE_MODES,
+            default="off",
+            help="torch.compile mode of the sampling UNet (default off; compiling takes minutes)",
+        )
+        p.add_argument("--channels-last", action="store_true", help="the UNet in NHWC layout")
     return parser
 
 
@@ -151,7 +159,14 @@ def run_edit(argv: list[str]) -> int:
         request = engine.request_from_files(params, files)
         request.validate()  # before the (slow) model load
         models = engine.load_models(args.model, device=args.device, dtype=args.dtype)
-        result = engine.Editor(models, batched_backward=args.batched_backward, kv_offload=args.kv_offload).edit(request)
+        editor = engine.Editor(
+            models,
+            batched_backward=args.batched_backward,
+            kv_offload=args.kv_offload,
+            compile=args.compile,
+            channels_last=args.channels_last,
+        )
+        result = editor.edit(request)
     except engine.InvalidInput as exc:
         _fail(exc.field, exc.message)
     except engine.EngineError as exc:

@@ -19,9 +19,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
 from engine import budget
-from engine.attention import AttentionControl, composite_indices, install_processors
+from engine.attention import AttentionControl, CompositeIndex, composite_indices, install_processors, step_kv
+from engine.compiled import CompileMode, begin_step, compile_unet
 from engine.cost import CostMeter, CostTable
 from engine.errors import Canceled, InvalidInput
 from engine.features import decoder_features, on_grid
@@ -54,7 +56,9 @@ class Editor:
     the time-travel repeats (§9), for the paper's ablation. `batched_backward` takes the two
     guidance gradients in one batched backward call (two calls, as the release, by default).
     `kv_offload` keeps the cached K/V banks in pinned host memory and brings each sampling step's
-    to the GPU ahead of its use (engine/kv_offload.py)."""
+    to the GPU ahead of its use (engine/kv_offload.py). `compile` runs the sampling passes through
+    `torch.compile` in that mode (engine/compiled.py); `channels_last` stores the UNet's weights
+    and activations NHWC, the layout cuDNN's fastest convolutions use."""
 
     def __init__(
         self,
@@ -65,8 +69,14 @@ class Editor:
         default_resolution: int | None = None,
         batched_backward: bool = False,
         kv_offload: bool = False,
+        compile: CompileMode = "off",
+        channels_last: bool = False,
+        compile_backend: str = "inductor",
     ) -> None:
         self.models = models
+        if channels_last:
+            models.unet.to(memory_format=torch.channels_last)
+        self.compile_mode = compile
         self.batched_backward = batched_backward
         self.kv_offload = kv_offload
         # The working size of a request that names none (None: the model's rule, Models.default_resolution).
@@ -74,6 +84,8 @@ class Editor:
         self.time_travel = time_travel
         self.control = AttentionControl()
         install_processors(models.unet, self.control, models.ip_layers)
+        self._sampling_unet = compile_unet(models.unet, compile, compile_backend)
+        self._timesteps: dict[int, torch.Tensor] = {}
         self.cache = InversionCache(cache_bytes)
         self.alphas = AlphaTable(models.scheduler.alphas_cumprod.to(torch.float64))
         self.train_steps = int(models.scheduler.config.num_train_timesteps)
@@ -112,8 +124,15 @@ class Editor:
         self._ip_cache.move_to_end(key)
         return self._ip_cache[key]
 
-    def _unet(self, z: torch.Tensor, t: int, context: torch.Tensor) -> torch.Tensor:
-        return self.models.unet(z.to(self.models.dtype), t, encoder_hidden_states=context).sample.float()
+    def _unet(self, z: torch.Tensor, t: int, context: torch.Tensor, unet: nn.Module | None = None) -> torch.Tensor:
+        if unet is None:
+            unet = self.models.unet
+        elif unet is not self.models.unet:  # compiled: a tensor timestep, so no recompile per step
+            if t not in self._timesteps:
+                self._timesteps[t] = torch.tensor(t, device=self.device)
+            begin_step(self.compile_mode, self.device)
+            return unet(z.to(self.models.dtype), self._timesteps[t], encoder_hidden_states=context).sample.float()
+        return unet(z.to(self.models.dtype), t, encoder_hidden_states=context).sample.float()
 
     # -- the edit --------------------------------------------------------------------------
 
@@ -195,24 +214,20 @@ class Editor:
         # 4. Sampling (§11.2).
         n = p.steps
         gen = torch.Generator(device=self.device).manual_seed(seed)
-        self.control.bank = inv.bank
         prefetch = KvPrefetch(inv.bank, self.device, [r.i for r in schedule if r.kv]) if self.kv_offload else None
-        if plan.composite_masks is not None:
-            self._composite_index(plan, size, inv)
+        composite = self._composite_index(plan, size, inv) if plan.composite_masks is not None else None
         z = plan.init_latent(inv.latents[n])
         context = torch.cat([uncond, cond])
         guide_scale = 1000.0 * p.guidance_strength  # S, applied inside autograd (§5.3)
 
         def denoise(z: torch.Tensor, row: StepPlan) -> torch.Tensor:
-            self.control.mode, self.control.step, self.control.kv_op = "inject", row.i, row.kv
-            if prefetch is not None and row.kv:
-                self.control.bank = prefetch.step(row.i)  # this step's K/V, on the device
-            self.control.ip_scale = p.ip_scale if row.ip else 0.0
-            try:
-                with meter.call("sampling", 2):
-                    eps_u, eps_c = self._unet(torch.cat([z, z]), row.t, context).chunk(2)
-            finally:
-                self.control.mode, self.control.ip_scale = "plain", 0.0
+            kv = None
+            if row.kv:  # this step's K/V (on the device: prefetched when the bank lives on the host)
+                kv = prefetch.step(row.i) if prefetch is not None else step_kv(inv.bank, row.i)
+            with self.control.inject(row.i, kv, row.kv, p.ip_scale if row.ip else 0.0, composite):
+                with meter.call("sampling", 2) as measuring:
+                    unet = self.models.unet if measuring or self._sampling_unet is None else self._sampling_unet
+                    eps_u, eps_c = self._unet(torch.cat([z, z]), row.t, context, unet).chunk(2)
             ev["sampling"] += 1
             return eps_u + p.cfg_scale * (eps_c - eps_u)
 
@@ -244,22 +259,19 @@ class Editor:
             m = plan.guidance_mask
             return plan.lam * (m * g_edit + (1 - m) * g_cont)
 
-        try:
-            z = sample(
-                z,
-                schedule,
-                self.alphas,
-                denoise=denoise,
-                guidance=guidance,
-                rollback_eps=rollback_eps,
-                eta_in=plan.eta_in,
-                eta_out=plan.eta_out,
-                sde_mask=plan.sde_mask,
-                generator=gen,
-                on_step=lambda i: step("sampling", i + 1, n),
-            )
-        finally:  # a canceled or failed edit must not keep the bank (GPU memory) referenced
-            self.control.bank, self.control.composite_index = {}, {}
+        z = sample(
+            z,
+            schedule,
+            self.alphas,
+            denoise=denoise,
+            guidance=guidance,
+            rollback_eps=rollback_eps,
+            eta_in=plan.eta_in,
+            eta_out=plan.eta_out,
+            sde_mask=plan.sde_mask,
+            generator=gen,
+            on_step=lambda i: step("sampling", i + 1, n),
+        )
         if len(inv.features) != features_before:
             self.cache.put(key, inv)  # re-measure: the reference features now live with it
         stats.cache_bytes = inv.nbytes()
@@ -295,7 +307,6 @@ class Editor:
             timesteps = ddim_timesteps(steps, self.train_steps)
             ratio = self.train_steps // steps
             inv = invert(self.models.unet, self.control, z, context, timesteps, ratio, self.alphas)
-            self.control.bank, self.control.mode = {}, "plain"
             z = inv.latents[steps]
             for t in timesteps:
                 eps = self._unet(z, t, context)
@@ -376,7 +387,8 @@ class Editor:
         ev["guidance_backward"] += len(live)  # one per energy gradient, batched or not
         if leaves is None:
             for n, k in enumerate(live):
-                with meter.call("guidance_backward", 1):
+                replay = lambda k=k: torch.autograd.grad(energies[k], z, retain_graph=True)  # noqa: E731
+                with meter.call("guidance_backward", 1, replay):
                     (g,) = torch.autograd.grad(energies[k], z, retain_graph=n < len(live) - 1)
                 grads[k] = g.float()
             return grads
@@ -386,13 +398,15 @@ class Editor:
             cotangents.append([torch.zeros_like(f) if c is None else c for f, c in zip(leaves, per_leaf)])
         if len(live) > 1:
             stacked = [torch.stack(level) for level in zip(*cotangents)]
+
+            def batched() -> tuple[torch.Tensor, ...]:
+                # retain: a refused batched call must leave the graph to the per-energy calls;
+                # it is freed with the features when the guidance returns
+                return torch.autograd.grad(features, z, grad_outputs=stacked, is_grads_batched=True, retain_graph=True)
+
             try:
-                with meter.call("guidance_backward", len(live)):
-                    # retain: a refused batched call must leave the graph to the per-energy calls;
-                    # it is freed with the features when the guidance returns
-                    (g,) = torch.autograd.grad(
-                        features, z, grad_outputs=stacked, is_grads_batched=True, retain_graph=True
-                    )
+                with meter.call("guidance_backward", len(live), batched):
+                    (g,) = batched()
             except RuntimeError as exc:
                 log.warning("batched guidance backward unavailable (%s); one backward per energy from now on", exc)
                 self.batched_backward = False
@@ -401,7 +415,8 @@ class Editor:
                     grads[k] = g[row].float()
                 return grads
         for n, (k, cot) in enumerate(zip(live, cotangents)):
-            with meter.call("guidance_backward", 1):
+            replay = lambda cot=cot: torch.autograd.grad(features, z, grad_outputs=cot, retain_graph=True)  # noqa: E731
+            with meter.call("guidance_backward", 1, replay):
                 (g,) = torch.autograd.grad(features, z, grad_outputs=cot, retain_graph=n < len(live) - 1)
             grads[k] = g.float()
         return grads
@@ -444,7 +459,7 @@ class Editor:
         if need > free:
             self.cache.shrink(self.cache.nbytes() - (need - free), keep=reused)
 
-    def _composite_index(self, plan: TaskPlan, size: tuple[int, int], inv: Inversion) -> None:
+    def _composite_index(self, plan: TaskPlan, size: tuple[int, int], inv: Inversion) -> CompositeIndex:
         base_mask, ref_mask = plan.composite_masks  # type: ignore[misc]
         tokens = {next(iter(steps.values()))[0].shape[1] for steps in inv.bank.values()}
-        self.control.composite_index = composite_indices(base_mask, ref_mask, size, tokens)
+        return composite_indices(base_mask, ref_mask, size, tokens)

@@ -64,23 +64,21 @@ def invert(
     `record_steps` only (None: every step): the release stores all 50, the sampler injects at
     45 (move, drag, face) or 36 (appearance, paste) of them, and the K/V are most of an entry."""
     n = len(timesteps)
-    control.bank = {}
+    bank: KvBank = {}
     latents = [z0]
     z = z0
     dtype = next(unet.parameters()).dtype
-    try:
-        for k in range(n):
-            s = timesteps[n - 1 - k]
-            control.step = n - 1 - k
-            control.mode = "record" if record_steps is None or control.step in record_steps else "plain"
+    for k in range(n):
+        s = timesteps[n - 1 - k]
+        i = n - 1 - k
+        with control.record(i) if record_steps is None or i in record_steps else nullcontext({}) as recorded:
             with around_call():  # the editor's cost meter
                 eps = unet(z.to(dtype), s, encoder_hidden_states=context).sample.float()
-            z = ddim_invert_step(z, eps, s - ratio, s, alphas)
-            latents.append(z)
-            on_step(k)
-    finally:
-        control.mode = "plain"
-    bank, control.bank = control.bank, {}
+        for layer, kv in recorded.items():
+            bank.setdefault(layer, {})[i] = kv
+        z = ddim_invert_step(z, eps, s - ratio, s, alphas)
+        latents.append(z)
+        on_step(k)
     return Inversion(latents=latents, bank=bank)
 
 

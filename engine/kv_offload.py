@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.attention import KvBank
+from engine.attention import KvBank, StepKv, step_kv
 
 
 def to_host(bank: KvBank) -> KvBank:
@@ -26,34 +26,33 @@ def to_host(bank: KvBank) -> KvBank:
 
 
 class KvPrefetch:
-    """Step views of a host-resident bank on `device`: `step(i)` returns {layer: {i: (K, V)}} with
-    the tensors on the device, and starts copying the next step in `order` on a side stream."""
+    """Step views of a host-resident bank on `device`: `step(i)` returns {layer: (K, V)} of step i
+    with the tensors on the device, and starts copying the next step in `order` on a side stream."""
 
     def __init__(self, bank: KvBank, device: torch.device, order: list[int]) -> None:
         self.bank = bank
         self.device = device
         self.order = [i for i in order if any(i in steps for steps in bank.values())]
         self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
-        self._pending: dict[int, tuple[KvBank, torch.cuda.Event | None]] = {}
-        self._current: tuple[int, KvBank] | None = None
+        self._pending: dict[int, tuple[StepKv, torch.cuda.Event | None]] = {}
+        self._current: tuple[int, StepKv] | None = None
 
     def _issue(self, i: int) -> None:
         if i in self._pending:
             return
         if self.stream is None:  # same memory: a view, no copy
-            self._pending[i] = ({layer: {i: steps[i]} for layer, steps in self.bank.items() if i in steps}, None)
+            self._pending[i] = (step_kv(self.bank, i), None)
             return
         with torch.cuda.stream(self.stream):
-            moved: KvBank = {
-                layer: {i: tuple(t.to(self.device, non_blocking=True) for t in steps[i])}  # type: ignore[misc]
-                for layer, steps in self.bank.items()
-                if i in steps
+            moved: StepKv = {
+                layer: tuple(t.to(self.device, non_blocking=True) for t in kv)  # type: ignore[misc]
+                for layer, kv in step_kv(self.bank, i).items()
             }
             event = torch.cuda.Event()
             event.record(self.stream)
         self._pending[i] = (moved, event)
 
-    def step(self, i: int) -> KvBank:
+    def step(self, i: int) -> StepKv:
         if self._current is not None and self._current[0] == i:  # time travel: the same step again
             return self._current[1]
         self._issue(i)
@@ -61,8 +60,8 @@ class KvPrefetch:
         if event is not None:
             current = torch.cuda.current_stream(self.device)
             current.wait_event(event)
-            for steps in moved.values():
-                for t in steps[i]:
+            for kv in moved.values():
+                for t in kv:
                     t.record_stream(current)  # allocated on the side stream, used on this one
         self._current = (i, moved)
         later = [j for j in self.order if j > i]

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     inversion_cache_mb: int = 8192
     batched_backward: bool = False  # both guidance gradients from one batched backward (engine/editor.py)
     kv_offload: bool = False  # K/V banks in pinned host memory, prefetched per step (engine/kv_offload.py)
+    # torch.compile mode of the sampling UNet (engine/compiled.py); off until a GPU shows a gain
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
+    channels_last: bool = False  # the UNet in NHWC layout (cuDNN's fastest convolutions)
     # The working size of an edit that sends no max_resolution. None: the model's rule (the demo
     # model its training size, 128; real weights 768 on a GPU, 512 on a CPU). Reported in /v1/info.
     default_resolution: int | None = Field(None, ge=64, le=1024)

@@ -229,6 +229,8 @@ def load_editor(settings: Settings) -> tuple[Any, dict]:
         default_resolution=settings.default_resolution,
         batched_backward=settings.batched_backward,
         kv_offload=settings.kv_offload,
+        compile=settings.compile,
+        channels_last=settings.channels_last,
     )
     log.info("loaded model %s on %s in %.1fs", model["model"], model["device"], time.monotonic() - t0)
     t1 = time.monotonic()

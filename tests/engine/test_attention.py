@@ -13,7 +13,7 @@ from tests.engine.images import box_mask, scene
 
 
 def bank(k: torch.Tensor, v: torch.Tensor) -> AttentionControl:
-    return AttentionControl(mode="inject", step=3, bank={"L": {3: (k, v)}})
+    return AttentionControl(mode="inject", step=3, kv={"L": (k, v)})
 
 
 def test_replace_uses_the_source_keys_for_both_cfg_halves() -> None:
@@ -34,15 +34,45 @@ def test_concatenate_appends_the_source_tokens() -> None:
     assert torch.equal(k[:, :6], k_cur) and torch.equal(k[1, 6:], k_src[0]) and torch.equal(v[0, 6:], v_src[0])
 
 
-def test_record_stores_per_step_and_plain_leaves_keys_alone() -> None:
-    c = AttentionControl(mode="record", step=7)
+def test_record_stores_the_calls_keys_and_plain_leaves_keys_alone() -> None:
+    c = AttentionControl()
     k, v = torch.randn(1, 6, 4), torch.randn(1, 6, 4)
-    c.self_kv("L", k, v)
-    assert torch.equal(c.bank["L"][7][0], k)
-    c.mode = "plain"
+    with c.record(7) as recorded:
+        c.self_kv("L", k, v)
+    assert torch.equal(recorded["L"][0], k)
+    assert c.mode == "plain" and c.kv == {}  # the context holds nothing after it
     assert c.self_kv("L", k * 2, v)[0].equal(k * 2)
-    c.mode, c.kv_op = "inject", None  # inject outside the window: untouched
-    assert c.self_kv("L", k * 3, v)[0].equal(k * 3)
+    with c.inject(3, None, None):  # inject outside the window: untouched
+        assert c.self_kv("L", k * 3, v)[0].equal(k * 3)
+
+
+def test_inject_resets_the_control_even_when_the_call_fails() -> None:
+    c = AttentionControl()
+    kv = {"L": (torch.randn(1, 6, 4), torch.randn(1, 6, 4))}
+    with pytest.raises(RuntimeError), c.inject(5, kv, "replace", ip_scale=0.5):
+        assert (c.mode, c.step, c.kv_op, c.ip_scale) == ("inject", 5, "replace", 0.5)
+        raise RuntimeError("canceled")
+    assert (c.mode, c.step, c.kv_op, c.ip_scale, c.kv) == ("plain", -1, None, 0.0, {})
+    with c.inject(5, kv, "replace"), pytest.raises(AssertionError, match="already in inject"):
+        with c.record():  # nested modes would leave the outer one's state behind
+            pass
+
+
+def test_installing_refuses_layers_that_use_what_the_processor_skips(random_models: engine.Models) -> None:
+    import copy
+
+    from engine.attention import install_processors
+
+    unet = copy.deepcopy(random_models.unet)
+    attn = unet.get_submodule("down_blocks.0.attentions.0.transformer_blocks.0.attn1")
+    attn.norm_q = torch.nn.LayerNorm(4)
+    with pytest.raises(NotImplementedError, match="attn1 uses norm_q"):
+        install_processors(unet, AttentionControl(), None)
+    attn.norm_q = None
+    install_processors(unet, AttentionControl(), None)
+    z, text = torch.randn(1, 4, 8, 8), torch.randn(1, 77, unet.config.cross_attention_dim)
+    with pytest.raises(NotImplementedError, match="attention masks"):
+        unet(z, 10, encoder_hidden_states=text, encoder_attention_mask=torch.ones(1, 77))
 
 
 def test_composite_takes_base_background_and_reference_object_at_each_resolution() -> None:
@@ -101,11 +131,10 @@ def test_zero_image_prompt_scale_equals_no_image_prompt(editor: engine.Editor) -
     text = editor.encode_text(["a photo", ""])
     tokens = torch.randn(2, 64, 768, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        c.mode, c.kv_op, c.ip_scale = "inject", None, 0.0
-        with_tokens = unet(z, 500, encoder_hidden_states=torch.cat([text, tokens], 1)).sample
-        c.ip_scale = 0.5
-        scaled = unet(z, 500, encoder_hidden_states=torch.cat([text, tokens], 1)).sample
-        c.mode, c.ip_scale = "plain", 0.0
+        with c.inject(0, None, None, ip_scale=0.0):
+            with_tokens = unet(z, 500, encoder_hidden_states=torch.cat([text, tokens], 1)).sample
+        with c.inject(0, None, None, ip_scale=0.5):
+            scaled = unet(z, 500, encoder_hidden_states=torch.cat([text, tokens], 1)).sample
         text_only = unet(z, 500, encoder_hidden_states=text).sample
     torch.testing.assert_close(with_tokens, text_only, rtol=0, atol=0)
     assert (scaled - text_only).abs().max() > 0  # the branch contributes when on
