@@ -1,6 +1,6 @@
 """The RQ job function `run_edit(job_id)` and the runner behind it.
 
-RQ calls `run_edit` by name (service.jobs.JOB_FUNC) inside the worker process; the models and
+RQ calls `run_edit` by name (service.jobs.context.JOB_FUNC) inside the worker process; the models and
 the store it needs live in the process-wide `Runtime` that the worker sets up once with
 `configure()` (the way Cog's `setup()` precedes `predict()`). `EditRunner` does the work and
 takes its editor as an argument, so tests can inject a fake one.
@@ -40,7 +40,8 @@ from rq.timeouts import JobTimeoutException
 from diffeditor.tasks import parse_params
 from engine.errors import Canceled, EngineError, InvalidInput
 from engine.requests import request_from_files
-from service import jobs
+from service.jobs import lifecycle, outcomes
+from service.jobs.context import JobContext
 from service.settings import Settings
 from service.store import Store
 from worker.progress import ProgressReporter, StepTimes
@@ -65,6 +66,10 @@ class Runtime:
     worker_name: str
     model: dict = field(default_factory=dict)  # {"model", "is_demo", "device", "default_resolution"}
     step_times: StepTimes = field(default_factory=StepTimes)  # for ETAs: learnt across this worker's edits
+
+    @property
+    def job_context(self) -> JobContext:
+        return JobContext(self.redis, self.settings)
 
 
 _runtime: Runtime | None = None
@@ -117,11 +122,11 @@ class EditRunner:
             log.warning("job %s: progress not saved: %s", job.id, exc)
 
     def _should_cancel(self, job_id: str) -> Callable[[], bool]:
-        redis, settings = self.rt.redis, self.rt.settings
+        ctx = self.rt.job_context
 
         def should_cancel() -> bool:
             try:
-                return jobs.cancel_requested(redis, settings, job_id)
+                return lifecycle.cancel_requested(ctx, job_id)
             except RedisError as exc:  # cannot ask: keep going, ask again at the next step
                 log.warning("job %s: cancel flag unreadable: %s", job_id, exc)
                 return False
@@ -145,7 +150,7 @@ class EditRunner:
 
     def run(self, job: Job) -> dict:
         t0 = time.monotonic()
-        settings, redis = self.rt.settings, self.rt.redis
+        ctx = self.rt.job_context
         task = job.meta.get("task", "unknown")
         params = dict(job.meta.get("params") or {})
         if params.get("seed") is None:
@@ -197,8 +202,8 @@ class EditRunner:
             self._fail(job, task, failure, time.monotonic() - t0, queued_s)
             raise JobFailed(f"{failure.code}: {failure.message}") from exc
         durations = {"queued": queued_s, "total": total_s, **stats.get("seconds", {})}
-        jobs.record_outcome(redis, settings, task=task, outcome="succeeded", durations=durations)
-        jobs.clear_cancel(redis, settings, job.id)
+        outcomes.record_outcome(ctx, task=task, outcome="succeeded", durations=durations)
+        lifecycle.clear_cancel(ctx, job.id)
         log.info("job %s (%s) succeeded in %.2fs (engine %.2fs)", job.id, task, total_s, engine_s)
         return {"seed": int(result.seed), "image_size": list(result.image.size)}
 
@@ -232,15 +237,15 @@ class EditRunner:
         job.retries_left = 0  # errors the worker reports itself are final; the retry is for lost workers
         self._save_meta(job, error=failure.as_dict())
         outcome = "canceled" if failure.code == "canceled" else "failed"
-        jobs.record_outcome(
-            self.rt.redis,
-            self.rt.settings,
+        ctx = self.rt.job_context
+        outcomes.record_outcome(
+            ctx,
             task=task,
             outcome=outcome,
             code=None if outcome == "canceled" else failure.code,
             durations={"queued": queued_s, "total": elapsed_s},
         )
-        jobs.clear_cancel(self.rt.redis, self.rt.settings, job.id)
+        lifecycle.clear_cancel(ctx, job.id)
         log.warning("job %s (%s) %s: %s", job.id, task, outcome, failure.message)
 
 
