@@ -6,13 +6,15 @@ the store it needs live in the process-wide `Runtime` that the worker sets up on
 takes its editor as an argument, so tests can inject a fake one.
 
 What a job leaves behind:
-- success: result PNG + JSON record in the store; meta.params (seed filled), meta.progress,
-  meta.stats; RQ status finished.
+- success: result PNG + JSON record in the store (job_id, task, seed, params, stats, image_size,
+  worker, timings {queued_s, engine_s, total_s}, finished_at); meta.params (seed filled),
+  meta.progress, meta.stats (with the same timings); RQ status finished.
 - failure: meta.error {"code", "message", "field"} and RQ status failed. Codes: invalid_input
   (with field), out_of_memory, timeout, the engine error's own code (engine_error,
   model_load_error, ...), input_missing, internal_error.
 - cancellation (flag set by the API, checked between steps): meta.error code canceled; the worker
-  then moves the job to RQ's canceled registry (worker.runtime.EditWorker).
+  then moves the job to RQ's canceled registry (worker.runtime.EditWorker). Logged at INFO: a
+  cancellation is what the client asked for, not an error.
 The job's one RQ retry is kept only for a worker that dies mid-job; every error above zeroes it.
 """
 
@@ -179,6 +181,7 @@ class EditRunner:
             stats = result.stats.to_dict()
             buf = io.BytesIO()
             result.image.save(buf, format="PNG")
+            total_s = time.monotonic() - t0
             record = {
                 "job_id": job.id,
                 "task": task,
@@ -187,12 +190,12 @@ class EditRunner:
                 "stats": stats,
                 "image_size": list(result.image.size),
                 "worker": {"name": self.rt.worker_name, **self.rt.model},
-                "timings": {"queued_s": queued_s, "engine_s": round(engine_s, 4)},
+                # total_s is measured before the write: a record cannot time its own write, and
+                # one measured after it would never reach the file.
+                "timings": {"queued_s": queued_s, "engine_s": round(engine_s, 4), "total_s": round(total_s, 4)},
                 "finished_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
             }
             self.rt.store.put_result(job.id, buf.getvalue(), record)
-            total_s = time.monotonic() - t0
-            record["timings"]["total_s"] = round(total_s, 4)
             last = job.meta.get("progress") or {}
             self._save_meta(job, params=effective, stats={**stats, "timings": record["timings"]}, progress=last)
         except BaseException as exc:  # noqa: BLE001 - every way out is reported, then re-raised
@@ -246,7 +249,9 @@ class EditRunner:
             durations={"queued": queued_s, "total": elapsed_s},
         )
         lifecycle.clear_cancel(ctx, job.id)
-        log.warning("job %s (%s) %s: %s", job.id, task, outcome, failure.message)
+        # A cancellation is what the client asked for: INFO; a failure is the service's: WARNING.
+        level = logging.INFO if outcome == "canceled" else logging.WARNING
+        log.log(level, "job %s (%s) %s: %s", job.id, task, outcome, failure.message)
 
 
 class _Missing(Exception):

@@ -37,7 +37,8 @@ STORE_CLEANUP_INTERVAL_S = 600
 
 class EditWorker(SimpleWorker):
     """RQ's in-process worker with a short job lease (renewed by `Heartbeat`) and canceled jobs
-    moved to RQ's canceled registry instead of the failed one."""
+    moved to RQ's canceled registry instead of the failed one, logged at INFO without the
+    traceback RQ logs at ERROR for a failed job (a cancellation is no error)."""
 
     def __init__(self, *args: Any, job_context: JobContext, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -73,6 +74,10 @@ class EditWorker(SimpleWorker):
             pipe.expire(job.key, self.job_context.settings.job_ttl_s)
             pipe.execute()
         self.log.info("Worker %s: job %s canceled", self.name, job.id)
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        if not self._canceled(job):  # RQ's: the traceback at ERROR
+            super().handle_exception(job, *exc_info)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         self.current_job = job

@@ -4,6 +4,7 @@ cancellation and the ready registration, through a real in-process RQ worker on 
 from __future__ import annotations
 
 import io
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -230,6 +231,40 @@ def test_cancel_a_running_job_between_steps(
     assert store.get_result(job_id) is None
     assert not redis.exists(ctx.keys.cancel(job_id))  # the flag is cleaned up
     assert outcomes.job_metrics(ctx)["jobs"][("move", "canceled")] == 1
+
+
+def test_record_read_back_from_the_store_holds_every_documented_field(
+    redis: Redis, settings: Settings, ctx: JobContext, store: LocalStore, run_burst
+) -> None:
+    job_id = submit(redis, settings, store, {"task": "move", "offset": [8, 0], "seed": 5})
+    run_burst(FakeEditor())
+    record = store.get_record(job_id)
+    assert set(record) == {
+        "job_id", "task", "seed", "params", "stats", "image_size", "worker", "timings", "finished_at"
+    }  # fmt: skip
+    assert record["job_id"] == job_id and record["seed"] == 5 and record["finished_at"].endswith("Z")
+    timings = record["timings"]
+    assert set(timings) == {"queued_s", "engine_s", "total_s"}  # total_s was added after the write
+    assert timings["total_s"] >= timings["engine_s"] >= 0
+    assert lifecycle.get_job(ctx, job_id).stats["timings"] == timings  # the job's view says the same
+
+
+def test_a_canceled_job_is_logged_at_info_without_a_traceback(
+    redis: Redis, settings: Settings, ctx: JobContext, store: LocalStore, run_burst, caplog: pytest.LogCaptureFixture
+) -> None:
+    job_id = submit(redis, settings, store)
+
+    def cancel_at_step(i: int) -> None:
+        if i == 1:
+            lifecycle.cancel(ctx, job_id)
+
+    with caplog.at_level(logging.INFO):
+        run_burst(FakeEditor(steps=4, on_step=cancel_at_step))
+    assert lifecycle.get_job(ctx, job_id).status is JobStatus.canceled
+    about_it = [r for r in caplog.records if job_id in r.getMessage()]
+    assert any("canceled" in r.getMessage() for r in about_it)
+    assert [r.levelname for r in about_it if r.levelno > logging.INFO] == []
+    assert not any(r.exc_info or "Traceback" in r.getMessage() for r in about_it)
 
 
 def test_cancel_a_queued_job_never_runs_it(
