@@ -16,16 +16,7 @@ from service.jobs import lifecycle
 from service.jobs.context import SERIALIZER, JobContext
 from service.result_media import choose_media
 from service.settings import Settings
-from tests.service.helpers import REDIS_URL, mask_png, multipart, png, submit
-
-
-def finish(redis: Redis, client: TestClient, job_id: str, size: tuple[int, int] = (40, 30)) -> bytes:
-    """Play the worker's part: a result in the store and the job marked finished."""
-    buf = io.BytesIO()
-    Image.new("RGB", size, (10, 200, 30)).save(buf, format="PNG")
-    client.app.state.store.put_result(job_id, buf.getvalue(), {"seed": 7})
-    redis.hset(Job.key_for(job_id), "status", "finished")
-    return buf.getvalue()
+from tests.service.helpers import REDIS_URL, finish, mask_png, multipart, png, submit
 
 
 def test_submit_answers_202_with_links_and_location(client: TestClient, redis: Redis, settings: Settings) -> None:
