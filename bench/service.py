@@ -38,7 +38,8 @@ from redis import Redis
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from service import jobs  # noqa: E402
+from service.jobs.context import JobContext  # noqa: E402
+from service.jobs.workers import ready_workers  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from tests.processes import free_port, stop_process  # noqa: E402
 
@@ -105,7 +106,7 @@ class Processes:
 
 def wait_workers(redis: Redis, settings: Settings, count: int, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
-    while len(jobs.ready_workers(redis, settings)) < count:
+    while len(ready_workers(JobContext(redis, settings))) < count:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{count} workers not ready")
         time.sleep(0.5)

@@ -17,13 +17,14 @@ from fastapi.staticfiles import StaticFiles
 from redis import Redis
 from starlette.concurrency import run_in_threadpool
 
-from service import jobs
 from service.auth import warn_if_open
 from service.errors import install_error_handlers
+from service.jobs import watchdog
+from service.jobs.context import connect
 from service.limits import BodySizeLimit
 from service.metrics import ApiMetrics, MetricsMiddleware
 from service.routers import edits, health, meta, samples
-from service.routers.deps import current_settings
+from service.routers.deps import app_job_context, current_settings
 from service.settings import Settings
 from service.store import make_store
 from service.validation import configure_pillow
@@ -68,14 +69,14 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
     app.state.settings = settings
     settings = current_settings(app)
     if redis is None:
-        redis = jobs.connect(settings, socket_timeout=API_SOCKET_TIMEOUT_S)
+        redis = connect(settings, socket_timeout=API_SOCKET_TIMEOUT_S)
     app.state.redis = redis
     app.state.store = make_store(settings)
     configure_pillow(settings)
     warn_if_open(settings)
 
     install_error_handlers(app)
-    app.state.metrics = ApiMetrics(lambda: (app.state.redis, current_settings(app)))
+    app.state.metrics = ApiMetrics(lambda: app_job_context(app))
     # Added last = outermost: metrics also see the 413s the body limit answers itself.
     app.add_middleware(BodySizeLimit, limit_getter=lambda: current_settings(app).max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
@@ -90,9 +91,9 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
 
 
 async def sweep_once(app: FastAPI) -> int:
-    """One watchdog pass (see service.jobs.sweep_abandoned); never raises: it runs unattended."""
+    """One watchdog pass (see service.jobs.watchdog); never raises: it runs unattended."""
     try:
-        return await run_in_threadpool(jobs.sweep_abandoned, app.state.redis, current_settings(app))
+        return await run_in_threadpool(watchdog.sweep_abandoned, app_job_context(app))
     except Exception as exc:
         log.warning("watchdog sweep failed: %s", exc)
         return 0

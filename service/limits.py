@@ -1,60 +1,53 @@
-"""Back-pressure and idempotency, kept in Redis so that several API replicas agree.
+"""Back-pressure, kept in Redis so that several API replicas agree, and the request body cap.
 
-- per-key rate limit on submissions: a fixed one-minute window (INCR + EXPIRE, one round trip);
+- per-key rate limit on submissions: a fixed one-minute window (INCR + EXPIRE, one round trip,
+  key `keys.rate`);
 - per-key cap on queued jobs and a global queue-depth cap (counts from `service.jobs`);
-- idempotency records: (owner, Idempotency-Key) → (fingerprint of the request body, job id).
+- `BodySizeLimit`, the ASGI middleware that caps a request body's bytes.
+(Idempotency records are `service.idempotency`.)
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from redis import Redis
-
-from service import jobs
 from service.errors import ApiError, error_response
-from service.settings import Settings
+from service.jobs import lifecycle, quotas
+from service.jobs.context import JobContext
 
 RATE_WINDOW_S = 60
 QUEUED_CAP_RETRY_AFTER_S = 10
 QUEUE_FULL_RETRY_AFTER_S = 15
-MAX_IDEMPOTENCY_KEY_CHARS = 255
-IDEMPOTENCY_IN_PROGRESS_S = 30
 
 clock = time.time  # module-level so that tests can pin the rate window
 
 
-def _key(settings: Settings, *parts: str) -> str:
-    return ":".join((settings.queue_name, "api", *parts))
-
-
-def check_rate(redis: Redis, settings: Settings, owner: str, now: float | None = None) -> None:
+def check_rate(ctx: JobContext, owner: str, now: float | None = None) -> None:
     """Count one submission for `owner`; 429 with Retry-After once the window's budget is spent."""
     now = clock() if now is None else now
     window = int(now // RATE_WINDOW_S)
-    key = _key(settings, "rate", owner, str(window))
-    pipe = redis.pipeline(transaction=False)
+    key = ctx.keys.rate(owner, window)
+    pipe = ctx.redis.pipeline(transaction=False)
     pipe.incr(key)
     pipe.expire(key, RATE_WINDOW_S + 5)
     count = int(pipe.execute()[0])
-    if count > settings.rate_limit_per_min:
+    limit = ctx.settings.rate_limit_per_min
+    if count > limit:
         retry = max(1, int((window + 1) * RATE_WINDOW_S - now + 0.999))
         raise ApiError(
             429,
             "rate_limited",
-            f"more than {settings.rate_limit_per_min} submissions a minute for this key; retry in {retry} s",
+            f"more than {limit} submissions a minute for this key; retry in {retry} s",
             None,
             {"Retry-After": str(retry)},
         )
 
 
-def check_queue_caps(redis: Redis, settings: Settings, owner: str) -> None:
+def check_queue_caps(ctx: JobContext, owner: str) -> None:
     """503 when the global queue is full (everyone should back off); 429 when this key has too many queued."""
-    depth = jobs.queue_depth(redis, settings)
+    settings = ctx.settings
+    depth = lifecycle.queue_depth(ctx)
     if depth >= settings.max_queue_depth:
         raise ApiError(
             503,
@@ -63,7 +56,7 @@ def check_queue_caps(redis: Redis, settings: Settings, owner: str) -> None:
             None,
             {"Retry-After": str(QUEUE_FULL_RETRY_AFTER_S)},
         )
-    queued = jobs.queued_count_for_owner(redis, settings, owner)
+    queued = quotas.queued_count_for_owner(ctx, owner)
     if queued >= settings.max_queued_per_key:
         raise ApiError(
             429,
@@ -73,58 +66,6 @@ def check_queue_caps(redis: Redis, settings: Settings, owner: str) -> None:
             None,
             {"Retry-After": str(QUEUED_CAP_RETRY_AFTER_S)},
         )
-
-
-def fingerprint(params_text: str, files: dict[str, bytes]) -> str:
-    """A digest of what was submitted: the params part as sent and each file part's bytes, by name."""
-    h = hashlib.sha256()
-    h.update(params_text.encode("utf-8"))
-    for name in sorted(files):
-        h.update(b"\0" + name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
-    return h.hexdigest()
-
-
-@dataclass(frozen=True)
-class IdempotencyRecord:
-    fingerprint: str
-    job_id: str
-    created: float  # epoch seconds; a record without its job yet is "in progress" for a short while
-
-    def in_progress(self, now: float | None = None) -> bool:
-        return (time.time() if now is None else now) - self.created < IDEMPOTENCY_IN_PROGRESS_S
-
-
-def check_idempotency_key(key: str) -> None:
-    if not key or len(key) > MAX_IDEMPOTENCY_KEY_CHARS or not key.isprintable():
-        raise ApiError(
-            400,
-            "invalid_idempotency_key",
-            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable characters",
-            "Idempotency-Key",
-        )
-
-
-def _idem_key(settings: Settings, owner: str, key: str) -> str:
-    # Hash the client's key: bounded Redis key length whatever it sent.
-    return _key(settings, "idem", owner, hashlib.sha256(key.encode("utf-8")).hexdigest())
-
-
-def get_idempotency(redis: Redis, settings: Settings, owner: str, key: str) -> IdempotencyRecord | None:
-    raw = redis.get(_idem_key(settings, owner, key))
-    if raw is None:
-        return None
-    data = json.loads(raw)
-    return IdempotencyRecord(data["fingerprint"], data["job_id"], float(data["created"]))
-
-
-def claim_idempotency(redis: Redis, settings: Settings, owner: str, key: str, record: IdempotencyRecord) -> bool:
-    """Store the record unless one exists (SET NX); True when this request won the key."""
-    value = json.dumps({"fingerprint": record.fingerprint, "job_id": record.job_id, "created": record.created})
-    return bool(redis.set(_idem_key(settings, owner, key), value, nx=True, ex=settings.job_ttl_s))
-
-
-def release_idempotency(redis: Redis, settings: Settings, owner: str, key: str) -> None:
-    redis.delete(_idem_key(settings, owner, key))
 
 
 class BodySizeLimit:

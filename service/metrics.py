@@ -20,7 +20,8 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service import jobs
+from service.jobs import lifecycle, outcomes, workers
+from service.jobs.context import JobContext
 
 log = logging.getLogger("diffeditor.api")
 
@@ -31,7 +32,7 @@ JOB_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 60
 class ApiMetrics:
     """The per-app registry (one per app, so tests can build many apps in one process)."""
 
-    def __init__(self, state_getter: Callable[[], tuple[Any, Any]]) -> None:
+    def __init__(self, state_getter: Callable[[], JobContext]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "diffeditor_http_requests",
@@ -59,7 +60,7 @@ def _histogram(values: Iterable[float], buckets: tuple[float, ...]) -> tuple[lis
 
 def _duration_buckets(value: Any) -> tuple[list[tuple[str, float]], float] | None:
     """Accepts either raw observations (a list of seconds) or pre-bucketed data
-    ({"buckets": {le: cumulative count}, "sum": s}) as `jobs.job_metrics` may report them."""
+    ({"buckets": {le: cumulative count}, "sum": s}) as `outcomes.job_metrics` reports them."""
     if isinstance(value, (list, tuple)):
         return _histogram(value, JOB_BUCKETS)
     if isinstance(value, dict) and "buckets" in value:
@@ -78,19 +79,19 @@ def _duration_buckets(value: Any) -> tuple[list[tuple[str, float]], float] | Non
 class QueueCollector(Collector):
     """Cluster-wide figures read from Redis at scrape time."""
 
-    def __init__(self, state_getter: Callable[[], tuple[Any, Any]]) -> None:
-        self._state = state_getter  # → (redis, settings)
+    def __init__(self, state_getter: Callable[[], JobContext]) -> None:
+        self._state = state_getter
 
     def describe(self) -> Iterable[Metric]:
         return []  # dynamic: do not scrape Redis when registering
 
     def collect(self) -> Iterator[Metric]:
-        redis, settings = self._state()
+        ctx = self._state()
         up = GaugeMetricFamily("diffeditor_redis_up", "1 when the API reached Redis during this scrape.")
         try:
-            depth = jobs.queue_depth(redis, settings)
-            workers = jobs.ready_workers(redis, settings)
-            job_stats = jobs.job_metrics(redis, settings)
+            depth = lifecycle.queue_depth(ctx)
+            ready = workers.ready_workers(ctx)
+            job_stats = outcomes.job_metrics(ctx)
         except Exception as exc:  # a scrape must not fail because Redis is down: say so instead
             log.warning("metrics: cannot read Redis: %s", exc)
             up.add_metric([], 0.0)
@@ -104,7 +105,7 @@ class QueueCollector(Collector):
         yield g
 
         alive = GaugeMetricFamily("diffeditor_workers_alive", "Workers registered warm with a live heartbeat.")
-        alive.add_metric([], float(len(workers)))
+        alive.add_metric([], float(len(ready)))
         yield alive
 
         mem = GaugeMetricFamily(
@@ -112,7 +113,7 @@ class QueueCollector(Collector):
             "GPU memory in use as reported by each worker.",
             labels=["worker", "device"],
         )
-        for w in workers:
+        for w in ready:
             if w.get("gpu_memory_bytes") is not None:
                 mem.add_metric([str(w.get("name", "")), str(w.get("device", ""))], float(w["gpu_memory_bytes"]))
         yield mem

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from service.jobs import valid_job_id
+from service.jobs.ids import valid_job_id
 from service.settings import Settings
 
 log = logging.getLogger("diffeditor.store")

@@ -1,18 +1,20 @@
 """The RQ job function `run_edit(job_id)` and the runner behind it.
 
-RQ calls `run_edit` by name (service.jobs.JOB_FUNC) inside the worker process; the models and
+RQ calls `run_edit` by name (service.jobs.context.JOB_FUNC) inside the worker process; the models and
 the store it needs live in the process-wide `Runtime` that the worker sets up once with
 `configure()` (the way Cog's `setup()` precedes `predict()`). `EditRunner` does the work and
 takes its editor as an argument, so tests can inject a fake one.
 
 What a job leaves behind:
-- success: result PNG + JSON record in the store; meta.params (seed filled), meta.progress,
-  meta.stats; RQ status finished.
+- success: result PNG + JSON record in the store (job_id, task, seed, params, stats, image_size,
+  worker, timings {queued_s, engine_s, total_s}, finished_at); meta.params (seed filled),
+  meta.progress, meta.stats (with the same timings); RQ status finished.
 - failure: meta.error {"code", "message", "field"} and RQ status failed. Codes: invalid_input
   (with field), out_of_memory, timeout, the engine error's own code (engine_error,
   model_load_error, ...), input_missing, internal_error.
 - cancellation (flag set by the API, checked between steps): meta.error code canceled; the worker
-  then moves the job to RQ's canceled registry (worker.runtime.EditWorker).
+  then moves the job to RQ's canceled registry (worker.runtime.EditWorker). Logged at INFO: a
+  cancellation is what the client asked for, not an error.
 The job's one RQ retry is kept only for a worker that dies mid-job; every error above zeroes it.
 """
 
@@ -40,7 +42,8 @@ from rq.timeouts import JobTimeoutException
 from diffeditor.tasks import parse_params
 from engine.errors import Canceled, EngineError, InvalidInput
 from engine.requests import request_from_files
-from service import jobs
+from service.jobs import lifecycle, outcomes
+from service.jobs.context import JobContext
 from service.settings import Settings
 from service.store import Store
 from worker.progress import ProgressReporter, StepTimes
@@ -65,6 +68,10 @@ class Runtime:
     worker_name: str
     model: dict = field(default_factory=dict)  # {"model", "is_demo", "device", "default_resolution"}
     step_times: StepTimes = field(default_factory=StepTimes)  # for ETAs: learnt across this worker's edits
+
+    @property
+    def job_context(self) -> JobContext:
+        return JobContext(self.redis, self.settings)
 
 
 _runtime: Runtime | None = None
@@ -117,11 +124,11 @@ class EditRunner:
             log.warning("job %s: progress not saved: %s", job.id, exc)
 
     def _should_cancel(self, job_id: str) -> Callable[[], bool]:
-        redis, settings = self.rt.redis, self.rt.settings
+        ctx = self.rt.job_context
 
         def should_cancel() -> bool:
             try:
-                return jobs.cancel_requested(redis, settings, job_id)
+                return lifecycle.cancel_requested(ctx, job_id)
             except RedisError as exc:  # cannot ask: keep going, ask again at the next step
                 log.warning("job %s: cancel flag unreadable: %s", job_id, exc)
                 return False
@@ -145,7 +152,7 @@ class EditRunner:
 
     def run(self, job: Job) -> dict:
         t0 = time.monotonic()
-        settings, redis = self.rt.settings, self.rt.redis
+        ctx = self.rt.job_context
         task = job.meta.get("task", "unknown")
         params = dict(job.meta.get("params") or {})
         if params.get("seed") is None:
@@ -174,6 +181,7 @@ class EditRunner:
             stats = result.stats.to_dict()
             buf = io.BytesIO()
             result.image.save(buf, format="PNG")
+            total_s = time.monotonic() - t0
             record = {
                 "job_id": job.id,
                 "task": task,
@@ -182,12 +190,12 @@ class EditRunner:
                 "stats": stats,
                 "image_size": list(result.image.size),
                 "worker": {"name": self.rt.worker_name, **self.rt.model},
-                "timings": {"queued_s": queued_s, "engine_s": round(engine_s, 4)},
+                # total_s is measured before the write: a record cannot time its own write, and
+                # one measured after it would never reach the file.
+                "timings": {"queued_s": queued_s, "engine_s": round(engine_s, 4), "total_s": round(total_s, 4)},
                 "finished_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
             }
             self.rt.store.put_result(job.id, buf.getvalue(), record)
-            total_s = time.monotonic() - t0
-            record["timings"]["total_s"] = round(total_s, 4)
             last = job.meta.get("progress") or {}
             self._save_meta(job, params=effective, stats={**stats, "timings": record["timings"]}, progress=last)
         except BaseException as exc:  # noqa: BLE001 - every way out is reported, then re-raised
@@ -197,8 +205,8 @@ class EditRunner:
             self._fail(job, task, failure, time.monotonic() - t0, queued_s)
             raise JobFailed(f"{failure.code}: {failure.message}") from exc
         durations = {"queued": queued_s, "total": total_s, **stats.get("seconds", {})}
-        jobs.record_outcome(redis, settings, task=task, outcome="succeeded", durations=durations)
-        jobs.clear_cancel(redis, settings, job.id)
+        outcomes.record_outcome(ctx, task=task, outcome="succeeded", durations=durations)
+        lifecycle.clear_cancel(ctx, job.id)
         log.info("job %s (%s) succeeded in %.2fs (engine %.2fs)", job.id, task, total_s, engine_s)
         return {"seed": int(result.seed), "image_size": list(result.image.size)}
 
@@ -232,16 +240,18 @@ class EditRunner:
         job.retries_left = 0  # errors the worker reports itself are final; the retry is for lost workers
         self._save_meta(job, error=failure.as_dict())
         outcome = "canceled" if failure.code == "canceled" else "failed"
-        jobs.record_outcome(
-            self.rt.redis,
-            self.rt.settings,
+        ctx = self.rt.job_context
+        outcomes.record_outcome(
+            ctx,
             task=task,
             outcome=outcome,
             code=None if outcome == "canceled" else failure.code,
             durations={"queued": queued_s, "total": elapsed_s},
         )
-        jobs.clear_cancel(self.rt.redis, self.rt.settings, job.id)
-        log.warning("job %s (%s) %s: %s", job.id, task, outcome, failure.message)
+        lifecycle.clear_cancel(ctx, job.id)
+        # A cancellation is what the client asked for: INFO; a failure is the service's: WARNING.
+        level = logging.INFO if outcome == "canceled" else logging.WARNING
+        log.log(level, "job %s (%s) %s: %s", job.id, task, outcome, failure.message)
 
 
 class _Missing(Exception):

@@ -8,7 +8,7 @@ import os
 import socket
 import sys
 
-from service import jobs
+from service.jobs.context import connect
 from service.settings import add_cli_options, settings_from_args
 
 log = logging.getLogger("diffeditor.worker")
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from worker.runtime import build_runtime, run_worker  # torch loads here
 
-    redis = jobs.connect(settings, socket_timeout=None)  # the idle dequeue blocks longer than any read timeout
+    redis = connect(settings, socket_timeout=None)  # the idle dequeue blocks longer than any read timeout
     name = args.name or default_name()
     log.info("worker %s: loading models (queue %r at %s)", name, settings.queue_name, _redacted(settings.redis_url))
     runtime = build_runtime(settings, redis, name)

@@ -24,7 +24,8 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.timeouts import TimerDeathPenalty
 
-from service import jobs
+from service.jobs import watchdog, workers
+from service.jobs.context import SERIALIZER, JobContext
 from service.settings import Settings
 from service.store import Store, make_store
 from worker.jobs import EditRunner, Runtime, configure
@@ -36,16 +37,21 @@ STORE_CLEANUP_INTERVAL_S = 600
 
 class EditWorker(SimpleWorker):
     """RQ's in-process worker with a short job lease (renewed by `Heartbeat`) and canceled jobs
-    moved to RQ's canceled registry instead of the failed one."""
+    moved to RQ's canceled registry instead of the failed one, logged at INFO without the
+    traceback RQ logs at ERROR for a failed job (a cancellation is no error)."""
 
-    def __init__(self, *args: Any, settings: Settings, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, job_context: JobContext, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.settings = settings
+        self.job_context = job_context
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         # RQ's default lease is the job timeout + 60 s; ours is a few heartbeats, so a dead
         # worker's job is found by the watchdog in seconds, not after the whole timeout.
-        return jobs.lease_s(self.settings)
+        return self.job_context.lease_s
+
+    @staticmethod
+    def _canceled(job: Job) -> bool:
+        return ((job.meta or {}).get("error") or {}).get("code") == "canceled"
 
     def handle_job_failure(
         self,
@@ -55,8 +61,7 @@ class EditWorker(SimpleWorker):
         exc_string: str = "",
         execution: Any = None,
     ) -> None:
-        error = (job.meta or {}).get("error") or {}
-        if error.get("code") != "canceled":
+        if not self._canceled(job):
             super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
             return
         with self.connection.pipeline() as pipe:
@@ -66,9 +71,13 @@ class EditWorker(SimpleWorker):
         with self.connection.pipeline() as pipe:
             if job.ended_at is not None:
                 pipe.hset(job.key, "ended_at", job.ended_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-            pipe.expire(job.key, self.settings.job_ttl_s)
+            pipe.expire(job.key, self.job_context.settings.job_ttl_s)
             pipe.execute()
         self.log.info("Worker %s: job %s canceled", self.name, job.id)
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        if not self._canceled(job):  # RQ's: the traceback at ERROR
+            super().handle_exception(job, *exc_info)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         self.current_job = job
@@ -90,7 +99,7 @@ class Heartbeat(threading.Thread):
         self.stop_event = threading.Event()
 
     def beat(self) -> None:
-        jobs.register_worker(self.rt.redis, self.rt.settings, self.info())
+        workers.register_worker(self.rt.job_context, self.info())
         job, execution = self.worker.current_job, self.worker.execution
         if job is not None and execution is not None:
             self.worker.maintain_heartbeats(job, execution)
@@ -104,7 +113,7 @@ class Heartbeat(threading.Thread):
                 self.beat()
                 if now >= next_sweep:
                     next_sweep = now + settings.watchdog_s
-                    jobs.sweep_abandoned(self.rt.redis, settings)
+                    watchdog.sweep_abandoned(self.rt.job_context)
                 if now >= next_cleanup:
                     next_cleanup = now + STORE_CLEANUP_INTERVAL_S
                     removed = self.rt.store.cleanup_expired()
@@ -152,16 +161,16 @@ def run_worker(
     `in_main_thread=False` (embedded mode may run the worker beside the server) uses a
     timer-based job timeout and leaves signals to the host process.
     """
-    settings, redis = runtime.settings, runtime.redis
+    ctx = runtime.job_context
     configure(runtime)
     worker = EditWorker(
-        [jobs.queue(redis, settings)],
-        connection=redis,
+        [ctx.queue()],
+        connection=ctx.redis,
         name=runtime.worker_name,
-        serializer=jobs.SERIALIZER,
-        settings=settings,
-        worker_ttl=max(30, jobs.lease_s(settings)),  # RQ's own worker key; also bounds the idle BLMOVE
-        job_monitoring_interval=settings.heartbeat_s,
+        serializer=SERIALIZER,
+        job_context=ctx,
+        worker_ttl=max(30, ctx.lease_s),  # RQ's own worker key; also bounds the idle BLMOVE
+        job_monitoring_interval=ctx.settings.heartbeat_s,
     )
     if not in_main_thread:
         worker.death_penalty_class = TimerDeathPenalty  # SIGALRM reaches only the main thread
@@ -175,7 +184,7 @@ def run_worker(
         worker.work(burst=burst, logging_level=None, with_scheduler=False)
     finally:
         heartbeat.stop()
-        jobs.unregister_worker(redis, settings, runtime.worker_name)
+        workers.unregister_worker(ctx, runtime.worker_name)
         log.info("worker %s stopped", runtime.worker_name)
     return 0
 

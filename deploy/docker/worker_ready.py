@@ -21,15 +21,15 @@ def is_mine(name: str, wanted: str | None, hostname: str) -> bool:
 
 
 def main() -> int:
-    from service import jobs
+    from service.jobs.context import JobContext, connect
+    from service.jobs.workers import ready_workers
     from service.settings import Settings
 
     settings = Settings()
     wanted = os.environ.get("DIFFEDITOR_WORKER_NAME") or None
     hostname = socket.gethostname()
     try:
-        redis = jobs.connect(settings, socket_timeout=3)
-        workers = jobs.ready_workers(redis, settings)
+        workers = ready_workers(JobContext(connect(settings, socket_timeout=3), settings))
     except Exception as exc:  # a probe reports, it never raises
         print(f"not ready: cannot read the worker registry in Redis: {exc}", file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""Request-scoped dependencies: settings, the app's Redis client and result store.
+"""Request-scoped dependencies: settings, the job context (the app's Redis client with them), the result store.
 
 They are `async def` on purpose: FastAPI runs a plain `def` dependency in the thread pool, and
 a poll should cost one thread hop (for its Redis round trips), not one per dependency.
@@ -6,16 +6,13 @@ a poll should cost one thread hop (for its Redis round trips), not one per depen
 
 from __future__ import annotations
 
-import re
-
 from fastapi import FastAPI, Request
-from redis import Redis
 
 from service.errors import ApiError
+from service.jobs.context import JobContext
+from service.jobs.ids import valid_job_id
 from service.settings import Settings, get_settings
 from service.store import Store
-
-JOB_ID_RE = re.compile(r"[0-9a-f]{32}")
 
 
 def current_settings(app: FastAPI) -> Settings:
@@ -33,8 +30,12 @@ async def app_settings(request: Request) -> Settings:
     return current_settings(request.app)
 
 
-async def get_redis(request: Request) -> Redis:
-    return request.app.state.redis
+def app_job_context(app: FastAPI) -> JobContext:
+    return JobContext(app.state.redis, current_settings(app))
+
+
+async def job_context(request: Request) -> JobContext:
+    return app_job_context(request.app)
 
 
 async def get_store(request: Request) -> Store:
@@ -46,7 +47,7 @@ def not_found(job_id: str) -> ApiError:
 
 
 def check_job_id(job_id: str) -> str:
-    """Ids are 32 lowercase hex characters; anything else cannot name a job (404, like any unknown id)."""
-    if not JOB_ID_RE.fullmatch(job_id):
+    """An id that breaks the job-id rule cannot name a job (404, like any unknown id)."""
+    if not valid_job_id(job_id):
         raise not_found(job_id)
     return job_id

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
-from PIL import Image
-from redis import Redis
+from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from diffeditor.tasks import TASKS
-from service import jobs, limits
+from service import idempotency, limits, result_media
 from service.auth import require_owner
 from service.errors import ApiError
-from service.routers.deps import app_settings, check_job_id, get_redis, get_store, not_found
-from service.schemas import ErrorOut, JobOut
+from service.jobs import lifecycle
+from service.jobs.context import JobContext
+from service.jobs.ids import new_job_id
+from service.jobs.lifecycle import JobView
+from service.jobs.status import FINISHED, JobStatus
+from service.routers.deps import check_job_id, get_store, job_context, not_found
+from service.schemas import ErrorOut, JobOut, Links
 from service.settings import Settings
 from service.store import Store
 from service.validation import FILE_NAMES, MAX_PARAMS_BYTES, validate_edit
@@ -28,11 +30,6 @@ from service.validation import FILE_NAMES, MAX_PARAMS_BYTES, validate_edit
 log = logging.getLogger("diffeditor.api")
 
 router = APIRouter(prefix="/v1/edits", tags=["edits"])
-
-FINISHED = {jobs.JobStatus.succeeded, jobs.JobStatus.failed, jobs.JobStatus.canceled}
-
-# Result media types we can produce, in order of preference when the client does not care.
-RESULT_MEDIA = {"image/png": "PNG", "image/webp": "WEBP", "image/jpeg": "JPEG"}
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -81,35 +78,35 @@ SUBMIT_BODY = {
 }
 
 
-def _links(request: Request, job_id: str) -> dict[str, str]:
+def _links(request: Request, job_id: str) -> Links:
     base = f"{request.scope.get('root_path', '')}/v1/edits/{job_id}"
-    return {"self": base, "result": f"{base}/result", "cancel": base}
+    return Links(self=base, result=f"{base}/result", cancel=base)
 
 
-def _job_out(request: Request, view: jobs.JobView, store: Store | None = None) -> dict[str, Any]:
+def _job_out(request: Request, view: JobView, store: Store | None = None) -> JobOut:
     result_url = None
-    if store is not None and view.status == jobs.JobStatus.succeeded:
+    if store is not None and view.status == JobStatus.succeeded:
         result_url = store.result_url(view.id)
-    return {
-        "id": view.id,
-        "status": jobs.JobStatus(view.status).value,
-        "task": view.task,
-        "params": view.params,
-        "position": view.position,
-        "progress": view.progress,
-        "created_at": view.created_at,
-        "started_at": view.started_at,
-        "ended_at": view.ended_at,
-        "error": view.error,
-        "stats": view.stats,
-        "links": _links(request, view.id),
-        "result_url": result_url,
-    }
+    return JobOut(
+        id=view.id,
+        status=JobStatus(view.status).value,
+        task=view.task,
+        params=view.params,
+        position=view.position,
+        progress=view.progress,
+        created_at=view.created_at,
+        started_at=view.started_at,
+        ended_at=view.ended_at,
+        error=view.error,
+        stats=view.stats,
+        links=_links(request, view.id),
+        result_url=result_url,
+    )
 
 
-def _owned_job(redis: Redis, settings: Settings, job_id: str, owner: str) -> jobs.JobView:
+def _owned_job(ctx: JobContext, job_id: str, owner: str) -> JobView:
     check_job_id(job_id)
-    view = jobs.get_job(redis, settings, job_id)
+    view = lifecycle.get_job(ctx, job_id)
     if view is None or view.owner != owner:  # someone else's job is indistinguishable from none
         raise not_found(job_id)
     return view
@@ -169,32 +166,32 @@ async def _read_parts(request: Request, settings: Settings) -> tuple[str | None,
 
 
 def _submit(
-    request: Request,
-    redis: Redis,
+    ctx: JobContext,
     store: Store,
-    settings: Settings,
     owner: str,
     idempotency_key: str | None,
     params_text: str | None,
     uploads: dict[str, bytes],
-) -> Response:
-    fingerprint = limits.fingerprint(params_text or "", uploads)
+) -> tuple[JobView, bool]:
+    """Validate, store the inputs and enqueue: the new job's view, or an earlier one's for a replayed
+    Idempotency-Key (then True)."""
+    fingerprint = idempotency.fingerprint(params_text or "", uploads)
     if idempotency_key is not None:
-        limits.check_idempotency_key(idempotency_key)
-        replay = _replay(request, redis, settings, owner, idempotency_key, fingerprint)
-        if replay is not None:
-            return replay
+        idempotency.check_key(idempotency_key)
+        earlier = idempotency.earlier_job(ctx, owner, idempotency_key, fingerprint)
+        if earlier is not None:
+            return earlier, True
 
-    edit = validate_edit(params_text, uploads, settings)
-    limits.check_queue_caps(redis, settings, owner)
-    job_id = jobs.new_job_id()
+    edit = validate_edit(params_text, uploads, ctx.settings)
+    limits.check_queue_caps(ctx, owner)
+    job_id = new_job_id()
     if idempotency_key is not None:
-        record = limits.IdempotencyRecord(fingerprint, job_id, time.time())
-        if not limits.claim_idempotency(redis, settings, owner, idempotency_key, record):
+        record = idempotency.IdempotencyRecord(fingerprint, job_id, time.time())
+        if not idempotency.claim(ctx, owner, idempotency_key, record):
             # A concurrent request with the same key got there first.
-            replay = _replay(request, redis, settings, owner, idempotency_key, fingerprint)
-            if replay is not None:
-                return replay
+            earlier = idempotency.earlier_job(ctx, owner, idempotency_key, fingerprint)
+            if earlier is not None:
+                return earlier, True
             raise ApiError(
                 409,
                 "idempotency_in_progress",
@@ -203,14 +200,13 @@ def _submit(
             )
     try:
         store.put_inputs(job_id, edit.files)
-        view = jobs.enqueue(redis, settings, job_id=job_id, owner=owner, params=edit.params.model_dump(mode="json"))
+        view = lifecycle.enqueue(ctx, job_id=job_id, owner=owner, params=edit.params.model_dump(mode="json"))
     except BaseException:
         if idempotency_key is not None:
-            _quietly(limits.release_idempotency, redis, settings, owner, idempotency_key)
+            _quietly(idempotency.release, ctx, owner, idempotency_key)
         _quietly(store.delete, job_id)
         raise
-    body = _job_out(request, view)
-    return JSONResponse(body, status_code=202, headers={"Location": body["links"]["self"]})
+    return view, False
 
 
 def _quietly(fn: Any, *args: Any) -> None:
@@ -218,37 +214,6 @@ def _quietly(fn: Any, *args: Any) -> None:
         fn(*args)
     except Exception as exc:  # cleanup after a failure must not mask the original error
         log.warning("cleanup %s failed: %s", getattr(fn, "__name__", fn), exc)
-
-
-def _replay(
-    request: Request, redis: Redis, settings: Settings, owner: str, key: str, fingerprint: str
-) -> Response | None:
-    """The earlier job for this Idempotency-Key, a 409 when the body differs, or None when there is none."""
-    record = limits.get_idempotency(redis, settings, owner, key)
-    if record is None:
-        return None
-    if record.fingerprint != fingerprint:
-        raise ApiError(
-            409,
-            "idempotency_conflict",
-            "this Idempotency-Key was used with a different request body; use a new key for a new edit",
-            "Idempotency-Key",
-        )
-    view = jobs.get_job(redis, settings, record.job_id)
-    if view is None:
-        if record.in_progress():  # claimed by a request that has not enqueued its job yet
-            raise ApiError(
-                409,
-                "idempotency_in_progress",
-                "a request with this Idempotency-Key is still being processed; retry shortly",
-                "Idempotency-Key",
-            )
-        limits.release_idempotency(redis, settings, owner, key)  # its job expired: start afresh
-        return None
-    body = _job_out(request, view)
-    return JSONResponse(
-        body, status_code=200, headers={"Location": body["links"]["self"], "Idempotent-Replayed": "true"}
-    )
 
 
 @router.post(
@@ -264,23 +229,27 @@ def _replay(
 )
 async def submit_edit(
     request: Request,
+    response: Response,
     owner: str = Depends(require_owner),
-    settings: Settings = Depends(app_settings),
-    redis: Redis = Depends(get_redis),
+    ctx: JobContext = Depends(job_context),
     store: Store = Depends(get_store),
     idempotency_key: str | None = Header(
         None,
         alias="Idempotency-Key",
         description="Same key and same body: the same job again. Same key, other body: 409.",
     ),
-) -> Response:
+) -> JobOut:
     """Validates everything (params, images, masks, geometry), stores the inputs as PNG, queues
     the job and answers 202 with its id and links. Nothing is queued when any check fails."""
-    await run_in_threadpool(limits.check_rate, redis, settings, owner)
-    params_text, uploads = await _read_parts(request, settings)
-    return await run_in_threadpool(
-        _submit, request, redis, store, settings, owner, idempotency_key, params_text, uploads
-    )
+    await run_in_threadpool(limits.check_rate, ctx, owner)
+    params_text, uploads = await _read_parts(request, ctx.settings)
+    view, replayed = await run_in_threadpool(_submit, ctx, store, owner, idempotency_key, params_text, uploads)
+    body = _job_out(request, view)
+    response.headers["Location"] = body.links.self
+    if replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return body
 
 
 @router.get(
@@ -293,15 +262,14 @@ async def get_edit(
     job_id: str,
     request: Request,
     owner: str = Depends(require_owner),
-    settings: Settings = Depends(app_settings),
-    redis: Redis = Depends(get_redis),
+    ctx: JobContext = Depends(job_context),
     store: Store = Depends(get_store),
-) -> Response:
+) -> JobOut:
     # The hot path of every client: one thread hop, two Redis round trips (job hash, position).
-    def read() -> dict[str, Any]:
-        return _job_out(request, _owned_job(redis, settings, job_id, owner), store)
+    def read() -> JobOut:
+        return _job_out(request, _owned_job(ctx, job_id, owner), store)
 
-    return JSONResponse(await run_in_threadpool(read))
+    return await run_in_threadpool(read)
 
 
 @router.delete(
@@ -314,71 +282,25 @@ async def cancel_edit(
     job_id: str,
     request: Request,
     owner: str = Depends(require_owner),
-    settings: Settings = Depends(app_settings),
-    redis: Redis = Depends(get_redis),
-) -> Response:
+    ctx: JobContext = Depends(job_context),
+) -> JobOut:
     """A queued job is canceled at once; a running one stops between two steps (poll to see it)."""
-    return await run_in_threadpool(_cancel, request, redis, settings, job_id, owner)
+    return await run_in_threadpool(_cancel, request, ctx, job_id, owner)
 
 
-def _cancel(request: Request, redis: Redis, settings: Settings, job_id: str, owner: str) -> Response:
-    view = _owned_job(redis, settings, job_id, owner)
+def _cancel(request: Request, ctx: JobContext, job_id: str, owner: str) -> JobOut:
+    view = _owned_job(ctx, job_id, owner)
     if view.status in FINISHED:
         ended = {
             "succeeded": "has already succeeded",
             "failed": "has already failed",
             "canceled": "was already canceled",
         }
-        raise ApiError(
-            409, "already_finished", f"the job {ended[jobs.JobStatus(view.status).value]}; nothing to cancel"
-        )
-    canceled = jobs.cancel(redis, settings, job_id)
+        raise ApiError(409, "already_finished", f"the job {ended[JobStatus(view.status).value]}; nothing to cancel")
+    canceled = lifecycle.cancel(ctx, job_id)
     if canceled is None:
         raise not_found(job_id)
-    return JSONResponse(_job_out(request, canceled))
-
-
-def choose_media(accept: str | None) -> str | None:
-    """The result media type for an Accept header (PNG when absent or indifferent); None: none acceptable."""
-    if not accept or not accept.strip():
-        return "image/png"
-    best: dict[str, tuple[int, float]] = {}  # offered type → (specificity of the matching range, q)
-    for part in accept.split(","):
-        media, *params = part.strip().split(";")
-        media = media.strip().lower()
-        q = 1.0
-        for p in params:
-            k, _, v = p.partition("=")
-            if k.strip().lower() == "q":
-                try:
-                    q = float(v.strip())
-                except ValueError:
-                    q = 0.0
-        if media in RESULT_MEDIA:
-            matches, spec = [media], 2
-        elif media == "image/*":
-            matches, spec = list(RESULT_MEDIA), 1
-        elif media == "*/*":
-            matches, spec = list(RESULT_MEDIA), 0
-        else:
-            continue
-        for m in matches:
-            if m not in best or spec > best[m][0]:
-                best[m] = (spec, q)
-    ranked = [(q, -i, m) for i, m in enumerate(RESULT_MEDIA) if m in best and (q := best[m][1]) > 0]
-    return max(ranked)[2] if ranked else None
-
-
-def _encode(png: bytes, media: str) -> bytes:
-    if media == "image/png":
-        return png
-    img = Image.open(io.BytesIO(png))
-    buf = io.BytesIO()
-    if media == "image/jpeg":
-        img.convert("RGB").save(buf, format="JPEG", quality=92)
-    else:
-        img.save(buf, format="WEBP", quality=92)
-    return buf.getvalue()
+    return _job_out(request, canceled)
 
 
 @router.get(
@@ -387,7 +309,7 @@ def _encode(png: bytes, media: str) -> bytes:
     response_class=Response,
     responses={
         200: {
-            "content": {"image/png": {}, "image/webp": {}, "image/jpeg": {}},
+            "content": {media: {} for media in result_media.RESULT_MEDIA},
             "description": "The result image in the media type chosen by Accept (PNG by default).",
         },
         307: {"description": "Redirect to a presigned URL of the PNG, when the server uses them."},
@@ -398,20 +320,19 @@ async def get_result(
     job_id: str,
     request: Request,
     owner: str = Depends(require_owner),
-    settings: Settings = Depends(app_settings),
-    redis: Redis = Depends(get_redis),
+    ctx: JobContext = Depends(job_context),
     store: Store = Depends(get_store),
 ) -> Response:
-    return await run_in_threadpool(_result, request, redis, store, settings, job_id, owner)
+    return await run_in_threadpool(_result, request, ctx, store, job_id, owner)
 
 
-def _result(request: Request, redis: Redis, store: Store, settings: Settings, job_id: str, owner: str) -> Response:
-    view = _owned_job(redis, settings, job_id, owner)
-    status = jobs.JobStatus(view.status)
-    if status != jobs.JobStatus.succeeded:
+def _result(request: Request, ctx: JobContext, store: Store, job_id: str, owner: str) -> Response:
+    view = _owned_job(ctx, job_id, owner)
+    status = JobStatus(view.status)
+    if status != JobStatus.succeeded:
         code = "not_finished" if status not in FINISHED else f"job_{status.value}"
         raise ApiError(409, code, f"the job is {status.value}; the result exists once it has succeeded")
-    media = choose_media(request.headers.get("accept"))
+    media = result_media.choose_media(request.headers.get("accept"))
     if media is None:
         raise ApiError(
             406, "not_acceptable", "the result is available as image/png, image/webp or image/jpeg", "Accept"
@@ -423,13 +344,12 @@ def _result(request: Request, redis: Redis, store: Store, settings: Settings, jo
     png = store.get_result(job_id)
     if png is None:  # expired between the status read and now
         raise not_found(job_id)
-    ext = RESULT_MEDIA[media].lower().replace("jpeg", "jpg")
     return Response(
-        _encode(png, media),
+        result_media.encode(png, media),
         media_type=media,
         headers={
             "Vary": "Accept, Authorization",
             "Cache-Control": "private, max-age=3600",
-            "Content-Disposition": f'inline; filename="{job_id}.{ext}"',
+            "Content-Disposition": f'inline; filename="{job_id}.{result_media.file_extension(media)}"',
         },
     )

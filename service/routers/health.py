@@ -7,13 +7,12 @@ import logging
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis import Redis
 from redis.exceptions import RedisError
 
-from service import jobs
-from service.routers.deps import app_settings, get_redis
+from service.jobs import workers as worker_registry
+from service.jobs.context import JobContext
+from service.routers.deps import job_context
 from service.schemas import HealthOut, ReadyOut
-from service.settings import Settings
 
 log = logging.getLogger("diffeditor.api")
 
@@ -33,12 +32,12 @@ async def healthz() -> dict:
     summary="Ready to take edits: Redis reachable and at least one warm worker",
     responses={503: {"model": ReadyOut, "description": "Not ready; `missing` says what is lacking."}},
 )
-def readyz(settings: Settings = Depends(app_settings), redis: Redis = Depends(get_redis)) -> Response:
+def readyz(ctx: JobContext = Depends(job_context)) -> Response:
     redis_ok, workers = False, []
     try:
-        redis.ping()
+        ctx.redis.ping()
         redis_ok = True
-        workers = jobs.ready_workers(redis, settings)
+        workers = worker_registry.ready_workers(ctx)
     except RedisError as exc:
         log.warning("readyz: redis unavailable: %s", exc)
     missing = ([] if redis_ok else ["redis"]) + ([] if workers else ["worker"])

@@ -9,12 +9,12 @@ from functools import lru_cache
 from importlib import metadata
 
 from fastapi import APIRouter, Depends
-from redis import Redis
 from redis.exceptions import RedisError
 
 from diffeditor.tasks import FILES_BY_TASK, PARAMS_BY_TASK, TASKS
-from service import jobs
-from service.routers.deps import app_settings, get_redis
+from service.jobs import workers as worker_registry
+from service.jobs.context import JobContext
+from service.routers.deps import job_context
 from service.schemas import InfoOut, LimitsOut, TasksOut
 from service.settings import Settings
 
@@ -55,9 +55,9 @@ def _with_default_resolution(tasks: dict, resolution: int | None) -> dict:
     return out
 
 
-def _ready_workers(redis: Redis, settings: Settings) -> list[dict]:
+def _ready_workers(ctx: JobContext) -> list[dict]:
     try:
-        return jobs.ready_workers(redis, settings)
+        return worker_registry.ready_workers(ctx)
     except RedisError as exc:  # static facts stay useful while Redis is away
         log.warning("info: cannot read workers: %s", exc)
         return []
@@ -73,16 +73,17 @@ def default_resolution(settings: Settings, workers: list[dict]) -> int | None:
 
 
 @router.get("/tasks", response_model=TasksOut, summary="Each task's parameter schema and file inputs")
-def list_tasks(settings: Settings = Depends(app_settings), redis: Redis = Depends(get_redis)) -> dict:
+def list_tasks(ctx: JobContext = Depends(job_context)) -> dict:
     """For each task: the JSON schema of its `params` (defaults, ranges, descriptions) and which
     file parts it requires or accepts. The default of `max_resolution` is this server's (as in
     /v1/info) once a worker is ready. The server may cap `steps` lower: see /v1/info."""
-    return _with_default_resolution(_tasks(), default_resolution(settings, _ready_workers(redis, settings)))
+    return _with_default_resolution(_tasks(), default_resolution(ctx.settings, _ready_workers(ctx)))
 
 
 @router.get("/info", response_model=InfoOut, summary="Server facts a client adapts to")
-def info(settings: Settings = Depends(app_settings), redis: Redis = Depends(get_redis)) -> dict:
-    workers = _ready_workers(redis, settings)
+def info(ctx: JobContext = Depends(job_context)) -> dict:
+    settings = ctx.settings
+    workers = _ready_workers(ctx)
     demo = any(bool(w.get("is_demo")) for w in workers) if workers else settings.model is None
     return {
         "version": version(),

@@ -14,8 +14,9 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
-from service import jobs
 from service.app import create_app
+from service.jobs import outcomes, workers
+from service.jobs.context import JobContext, connect
 from service.settings import Settings
 from tests.deploy.tools import DEPLOY
 from tests.processes import suite_redis_url
@@ -28,12 +29,14 @@ REDIS_URL = suite_redis_url(3)
 def scrape(tmp_path: Path) -> Iterator[dict[str, set[str]]]:
     """Sample name -> label names, from the API's /metrics after one finished job."""
     settings = Settings(redis_url=REDIS_URL, data_dir=tmp_path)
-    redis = jobs.connect(settings)
+    redis = connect(settings)
     redis.flushdb()  # database 3 belongs to the deployment tests
-    jobs.record_outcome(redis, settings, task="move", outcome="succeeded", durations={"total": 1.5, "sampling": 1.0})
-    jobs.record_outcome(redis, settings, task="drag", outcome="failed", code="out_of_memory")
+    outcomes.record_outcome(
+        JobContext(redis, settings), task="move", outcome="succeeded", durations={"total": 1.5, "sampling": 1.0}
+    )
+    outcomes.record_outcome(JobContext(redis, settings), task="drag", outcome="failed", code="out_of_memory")
     info = {"name": "w1", "device": "cuda:0", "model": "/models", "is_demo": False, "gpu_memory_bytes": 5 << 30}
-    jobs.register_worker(redis, settings, info)
+    workers.register_worker(JobContext(redis, settings), info)
     with TestClient(create_app(settings, redis=redis)) as client:
         assert client.get("/healthz").status_code == 200
         response = client.get("/metrics")

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from service import jobs
+from service.jobs import workers
+from service.jobs.context import JobContext
 from service.settings import Settings
 from tests.deploy.tools import ROOT
 from tests.processes import suite_redis_url
@@ -87,17 +88,17 @@ def test_readiness_probe_follows_the_worker_registration(redis: Redis) -> None:
     settings = Settings(redis_url=REDIS_URL)
     assert probe(REDIS_URL, "pod-a").returncode == 1  # still loading: not registered
     info = {"name": "pod-a", "device": "cpu", "model": "demo", "is_demo": True, "gpu_memory_bytes": None}
-    jobs.register_worker(redis, settings, info)
+    workers.register_worker(JobContext(redis, settings), info)
     ready = probe(REDIS_URL, "pod-a")
     assert ready.returncode == 0, ready.stderr
     assert "ready: pod-a" in ready.stdout
     other = probe(REDIS_URL, "pod-b")  # another pod's registration does not make this one ready
     assert other.returncode == 1 and "pod-b is not registered" in other.stderr
-    jobs.unregister_worker(redis, settings, "pod-a")  # SIGTERM: the worker leaves the registry
+    workers.unregister_worker(JobContext(redis, settings), "pod-a")  # SIGTERM: the worker leaves the registry
     assert probe(REDIS_URL, "pod-a").returncode == 1
     # Without DIFFEDITOR_WORKER_NAME (compose): the worker's default name, <hostname>-<pid>.
     assert probe(REDIS_URL, None).returncode == 1
-    jobs.register_worker(redis, settings, {**info, "name": f"{socket.gethostname()}-4242"})
+    workers.register_worker(JobContext(redis, settings), {**info, "name": f"{socket.gethostname()}-4242"})
     assert probe(REDIS_URL, None).returncode == 0
 
 

@@ -21,8 +21,9 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 from redis import Redis
 
-from service import jobs
 from service.app import create_app
+from service.jobs import workers
+from service.jobs.context import JobContext
 from service.settings import Settings
 from tests.processes import stop_process, suite_redis_url
 
@@ -137,7 +138,7 @@ class WorkerProcess:
     def wait_ready(self, redis: Redis, timeout: float = WORKER_START_TIMEOUT_S) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for info in jobs.ready_workers(redis, self.settings):
+            for info in workers.ready_workers(JobContext(redis, self.settings)):
                 if info["name"] == self.name:
                     return info
             if self.proc.poll() is not None:

@@ -10,14 +10,15 @@ from pathlib import Path
 from redis import Redis
 from rq.job import Job
 
-from service import jobs
+from service.jobs import workers
+from service.jobs.context import SERIALIZER, JobContext
 from tests.e2e.conftest import WorkerProcess, client_for, make_settings, multipart, poll, running_past_step, slow_move
 
 WATCHDOG_BOUND_S = 60  # the bound; with these settings the design bound is lease 4 s + sweep 2 s
 
 
 def _worker_name(redis: Redis, job_id: str) -> str | None:
-    return Job.fetch(job_id, connection=redis, serializer=jobs.SERIALIZER).worker_name
+    return Job.fetch(job_id, connection=redis, serializer=SERIALIZER).worker_name
 
 
 def test_kill_9_mid_job(redis: Redis, tmp_path: Path, start_worker: Callable[..., WorkerProcess]) -> None:
@@ -48,7 +49,7 @@ def test_kill_9_mid_job(redis: Redis, tmp_path: Path, start_worker: Callable[...
         assert body["error"]["code"] == "worker_lost"
         assert time.monotonic() - killed_at <= WATCHDOG_BOUND_S
         # Both registrations expire with their heartbeats: within one lease of the kill.
-        deadline = time.monotonic() + jobs.lease_s(settings) + 2
-        while jobs.ready_workers(redis, settings) and time.monotonic() < deadline:
+        deadline = time.monotonic() + JobContext(redis, settings).lease_s + 2
+        while workers.ready_workers(JobContext(redis, settings)) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert jobs.ready_workers(redis, settings) == []
+        assert workers.ready_workers(JobContext(redis, settings)) == []

@@ -1,4 +1,4 @@
-"""Helpers for the API tests: images made in memory and multipart submissions."""
+"""Helpers for the API tests: images made in memory, multipart submissions, a finished job."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
+from redis import Redis
+from rq.job import Job
 
 from tests.processes import suite_redis_url
 
@@ -45,3 +47,12 @@ def multipart(params: dict | str | None, files: dict[str, bytes]) -> dict[str, A
 def submit(client: TestClient, params: dict | None = None, files: dict[str, bytes] | None = None, **kw: Any) -> Any:
     params = {"task": "move", "offset": [8, 0], "steps": 4} if params is None else params
     return client.post("/v1/edits", **multipart(params, move_files() if files is None else files), **kw)
+
+
+def finish(redis: Redis, client: TestClient, job_id: str, size: tuple[int, int] = (40, 30)) -> bytes:
+    """Play the worker's part: a result in the store and the job marked finished."""
+    buf = io.BytesIO()
+    Image.new("RGB", size, (10, 200, 30)).save(buf, format="PNG")
+    client.app.state.store.put_result(job_id, buf.getvalue(), {"seed": 7})
+    redis.hset(Job.key_for(job_id), "status", "finished")
+    return buf.getvalue()

@@ -10,7 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from redis import Redis
 
-from service import jobs, limits
+from service import limits
+from service.jobs import lifecycle
+from service.jobs.context import JobContext
+from service.jobs.keys import Keys
 from service.settings import Settings
 from tests.service.helpers import mask_png, multipart, png, submit
 
@@ -59,7 +62,7 @@ def test_jobs_are_visible_only_to_their_key(
     r = submit(client, headers=bearer(KEY_A))
     assert r.status_code == 202, r.text
     job_id = r.json()["id"]
-    assert jobs.get_job(redis, settings, job_id).owner == hashlib.sha256(KEY_A.encode()).hexdigest()
+    assert lifecycle.get_job(JobContext(redis, settings), job_id).owner == hashlib.sha256(KEY_A.encode()).hexdigest()
     assert client.get(f"/v1/edits/{job_id}", headers=bearer(KEY_A)).status_code == 200
     for method, path in (("GET", ""), ("GET", "/result"), ("DELETE", "")):
         other = client.request(method, f"/v1/edits/{job_id}{path}", headers=bearer(KEY_B))
@@ -109,7 +112,7 @@ def test_global_queue_cap_is_503(make_client: Callable[..., TestClient], redis: 
     r = submit(client)
     assert r.status_code == 503 and r.json()["error"]["code"] == "queue_full"
     assert int(r.headers["retry-after"]) > 0
-    assert jobs.queue_depth(redis, settings) == 2
+    assert lifecycle.queue_depth(JobContext(redis, settings)) == 2
 
 
 def test_idempotent_resubmission(client: TestClient, redis: Redis, settings: Settings) -> None:
@@ -119,7 +122,7 @@ def test_idempotent_resubmission(client: TestClient, redis: Redis, settings: Set
     again = submit(client, headers=headers)
     assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
     assert again.json()["id"] == first.json()["id"]
-    assert jobs.queue_depth(redis, settings) == 1
+    assert lifecycle.queue_depth(JobContext(redis, settings)) == 1
     other = submit(client, {"task": "move", "offset": [9, 0], "steps": 4}, headers=headers)
     assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_conflict"
     assert other.json()["error"]["field"] == "Idempotency-Key"
@@ -136,10 +139,10 @@ def test_idempotency_keys_are_per_owner(make_client: Callable[..., TestClient]) 
     assert a.status_code == b.status_code == 202 and a.json()["id"] != b.json()["id"]
 
 
-def test_idempotency_after_the_job_expired_starts_afresh(client: TestClient, redis: Redis) -> None:
+def test_idempotency_after_the_job_expired_starts_afresh(client: TestClient, redis: Redis, settings: Settings) -> None:
     first = submit(client, headers={"Idempotency-Key": "k1"}).json()["id"]
     redis.delete(f"rq:job:{first}")
-    for key in redis.scan_iter(match="apitest:api:idem:*"):  # age the record past "in progress"
+    for key in redis.scan_iter(match=f"{Keys(settings.queue_name).prefix}idem:*"):  # age the record past "in progress"
         record = json.loads(redis.get(key))
         record["created"] -= 3600
         redis.set(key, json.dumps(record))

@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from redis import Redis
 
-from service import jobs
+from service.jobs import lifecycle
+from service.jobs.context import JobContext
 from tests.service.helpers import mask_png, multipart, png
 
 # Pillow's bomb warning is an error in the service (service.validation); pytest resets warning
@@ -319,7 +320,7 @@ def test_bad_request(case: Case, make_client: Callable[..., TestClient], redis: 
     assert body["error"]["code"] == case.code, body
     assert body["error"]["field"] == case.field, body
     assert body["error"]["message"]
-    assert jobs.queue_depth(redis, settings) == 0  # nothing was queued
+    assert lifecycle.queue_depth(JobContext(redis, settings)) == 0  # nothing was queued
 
 
 def test_a_misspelt_field_is_named_with_the_closest_known_one(client: TestClient) -> None:

@@ -12,19 +12,11 @@ from PIL import Image
 from redis import Redis
 from rq.job import Job
 
-from service import jobs
-from service.routers.edits import choose_media
+from service.jobs import lifecycle
+from service.jobs.context import SERIALIZER, JobContext
+from service.result_media import choose_media
 from service.settings import Settings
-from tests.service.helpers import REDIS_URL, mask_png, multipart, png, submit
-
-
-def finish(redis: Redis, client: TestClient, job_id: str, size: tuple[int, int] = (40, 30)) -> bytes:
-    """Play the worker's part: a result in the store and the job marked finished."""
-    buf = io.BytesIO()
-    Image.new("RGB", size, (10, 200, 30)).save(buf, format="PNG")
-    client.app.state.store.put_result(job_id, buf.getvalue(), {"seed": 7})
-    redis.hset(Job.key_for(job_id), "status", "finished")
-    return buf.getvalue()
+from tests.service.helpers import REDIS_URL, finish, mask_png, multipart, png, submit
 
 
 def test_submit_answers_202_with_links_and_location(client: TestClient, redis: Redis, settings: Settings) -> None:
@@ -41,7 +33,7 @@ def test_submit_answers_202_with_links_and_location(client: TestClient, redis: R
     assert r.headers["location"] == f"/v1/edits/{job_id}"
     # Defaults filled in from diffeditor.tasks, the caller's values kept.
     assert body["params"]["seed"] == 3 and body["params"]["w_edit"] == 4.0 and body["params"]["task"] == "move"
-    assert jobs.queue_depth(redis, settings) == 1
+    assert lifecycle.queue_depth(JobContext(redis, settings)) == 1
 
 
 def test_inputs_are_stored_as_png(client: TestClient) -> None:
@@ -106,7 +98,7 @@ def test_cancel_a_queued_job(client: TestClient, redis: Redis, settings: Setting
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "canceled" and r.json()["error"]["code"] == "canceled"
     assert client.get(f"/v1/edits/{job_id}").json()["status"] == "canceled"
-    assert jobs.queue_depth(redis, settings) == 0
+    assert lifecycle.queue_depth(JobContext(redis, settings)) == 0
     again = client.delete(f"/v1/edits/{job_id}")
     assert again.status_code == 409 and again.json()["error"]["code"] == "already_finished"
     assert again.json()["error"]["message"] == "the job was already canceled; nothing to cancel"
@@ -177,7 +169,7 @@ def test_choose_media_prefers_png_on_ties() -> None:
 
 def test_failed_job_shows_its_error(client: TestClient, redis: Redis) -> None:
     job_id = submit(client).json()["id"]
-    job = Job.fetch(job_id, connection=redis, serializer=jobs.SERIALIZER)
+    job = Job.fetch(job_id, connection=redis, serializer=SERIALIZER)
     job.meta["error"] = {"code": "out_of_memory", "message": "the GPU ran out of memory", "field": None}
     job.save_meta()
     redis.hset(Job.key_for(job_id), "status", "failed")
@@ -198,7 +190,7 @@ def test_unexpected_errors_are_500_without_traceback(
     def boom(*_: object, **__: object) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(jobs, "get_job", boom)
+    monkeypatch.setattr(lifecycle, "get_job", boom)
     r = client.get(f"/v1/edits/{'a' * 32}")
     assert r.status_code == 500
     assert r.json() == {

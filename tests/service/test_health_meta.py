@@ -10,7 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
 from diffeditor.tasks import FILES_BY_TASK, TASKS
-from service import jobs
+from service.jobs import outcomes, workers
+from service.jobs.context import JobContext
 from service.settings import Settings
 from tests.service.helpers import submit
 
@@ -32,14 +33,14 @@ def test_readyz_without_a_worker_is_503(client: TestClient) -> None:
 
 
 def test_readyz_with_a_warm_worker(client: TestClient, redis: Redis, settings: Settings) -> None:
-    jobs.register_worker(redis, settings, dict(WORKER))
+    workers.register_worker(JobContext(redis, settings), dict(WORKER))
     r = client.get("/readyz")
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["ready"] is True and body["workers"] == 1 and body["missing"] == []
     assert body["demo_model"] is True and "demo model" in body["notice"]
     assert client.get("/v1/info").json()["demo_model"] is True
-    jobs.register_worker(redis, settings, {**WORKER, "is_demo": False})
+    workers.register_worker(JobContext(redis, settings), {**WORKER, "is_demo": False})
     assert client.get("/v1/info").json()["demo_model"] is False
 
 
@@ -59,9 +60,9 @@ def test_default_resolution_comes_from_the_workers_or_the_setting(
         return client.get("/v1/info").json()["default_resolution"], schema_defaults
 
     assert defaults() == (None, {None})  # no worker yet: the worker will decide
-    jobs.register_worker(redis, settings, {**WORKER, "name": "gpu", "default_resolution": 768})
+    workers.register_worker(JobContext(redis, settings), {**WORKER, "name": "gpu", "default_resolution": 768})
     assert defaults() == (768, {768})
-    jobs.register_worker(redis, settings, {**WORKER, "name": "cpu", "default_resolution": 128})
+    workers.register_worker(JobContext(redis, settings), {**WORKER, "name": "cpu", "default_resolution": 128})
     assert defaults() == (128, {128})  # any worker may take the job: the smallest
     fixed = make_client(default_resolution=320)
     assert fixed.get("/v1/info").json()["default_resolution"] == 320
@@ -97,9 +98,11 @@ def _families(text: str) -> dict[str, object]:
 
 
 def test_metrics_families(client: TestClient, redis: Redis, settings: Settings) -> None:
-    jobs.register_worker(redis, settings, dict(WORKER))
-    jobs.record_outcome(redis, settings, task="move", outcome="succeeded", durations={"sampling": 1.5, "total": 2.0})
-    jobs.record_outcome(redis, settings, task="drag", outcome="failed", code="out_of_memory")
+    workers.register_worker(JobContext(redis, settings), dict(WORKER))
+    outcomes.record_outcome(
+        JobContext(redis, settings), task="move", outcome="succeeded", durations={"sampling": 1.5, "total": 2.0}
+    )
+    outcomes.record_outcome(JobContext(redis, settings), task="drag", outcome="failed", code="out_of_memory")
     job_id = submit(client).json()["id"]
     client.get(f"/v1/edits/{job_id}")
     client.get("/v1/edits/" + "f" * 32)

@@ -19,8 +19,9 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from service import jobs
 from service.app import create_app
+from service.jobs import workers
+from service.jobs.context import JobContext
 from service.settings import Settings
 from tests.service.helpers import REDIS_URL
 
@@ -37,7 +38,9 @@ def _clean_state() -> Iterator[None]:
     redis = Redis.from_url(REDIS_URL)
     redis.flushdb()
     # A registered warm worker, so that /readyz answers 200 (its 503 is tested elsewhere).
-    jobs.register_worker(redis, SETTINGS, {"name": "fuzz", "device": "cpu", "model": None, "is_demo": True})
+    workers.register_worker(
+        JobContext(redis, SETTINGS), {"name": "fuzz", "device": "cpu", "model": None, "is_demo": True}
+    )
     yield
     redis.flushdb()
     shutil.rmtree(DATA_DIR, ignore_errors=True)

@@ -17,7 +17,9 @@ from PIL import Image, ImageDraw
 from redis import Redis
 
 from engine.requests import EditResult, EditStats
-from service import jobs
+from service.jobs import lifecycle
+from service.jobs.context import JobContext
+from service.jobs.ids import new_job_id
 from service.settings import Settings
 from service.store import LocalStore
 from tests.processes import suite_redis_url
@@ -61,6 +63,11 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
+def ctx(redis: Redis, settings: Settings) -> JobContext:
+    return JobContext(redis, settings)
+
+
+@pytest.fixture
 def store(settings: Settings) -> LocalStore:
     return LocalStore(settings)
 
@@ -90,9 +97,11 @@ class FakeEditor:
 
 
 def submit(redis: Redis, settings: Settings, store: LocalStore, params: dict | None = None, owner: str = "anon") -> str:
-    job_id = jobs.new_job_id()
+    job_id = new_job_id()
     store.put_inputs(job_id, move_inputs())
-    jobs.enqueue(redis, settings, job_id=job_id, owner=owner, params=params or {"task": "move", "offset": [8, 0]})
+    lifecycle.enqueue(
+        JobContext(redis, settings), job_id=job_id, owner=owner, params=params or {"task": "move", "offset": [8, 0]}
+    )
     return job_id
 
 

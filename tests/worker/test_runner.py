@@ -4,6 +4,7 @@ cancellation and the ready registration, through a real in-process RQ worker on 
 from __future__ import annotations
 
 import io
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,10 @@ from rq.job import Job
 from rq.registry import CanceledJobRegistry
 
 from engine.errors import EngineError, InvalidInput, ModelLoadError
-from service import jobs
+from service.jobs import lifecycle, outcomes, workers
+from service.jobs.context import SERIALIZER, JobContext
+from service.jobs.ids import new_job_id
+from service.jobs.status import JobStatus
 from service.settings import Settings
 from service.store import LocalStore
 from tests.processes import free_port
@@ -26,14 +30,14 @@ from worker.progress import ProgressReporter, StepTimes
 
 
 def test_success_writes_result_record_and_effective_params(
-    redis: Redis, settings: Settings, store: LocalStore, run_burst
+    redis: Redis, settings: Settings, ctx: JobContext, store: LocalStore, run_burst
 ) -> None:
     job_id = submit(redis, settings, store, {"task": "move", "offset": [8, 0], "seed": None, "steps": 4})
     editor = FakeEditor(steps=4)
     run_burst(editor)
 
-    view = jobs.get_job(redis, settings, job_id)
-    assert view is not None and view.status is jobs.JobStatus.succeeded
+    view = lifecycle.get_job(ctx, job_id)
+    assert view is not None and view.status is JobStatus.succeeded
     seed = view.params["seed"]
     assert isinstance(seed, int)
     assert editor.calls[0].params.seed == seed  # the worker picked the seed before the engine ran
@@ -49,7 +53,7 @@ def test_success_writes_result_record_and_effective_params(
     image = Image.open(io.BytesIO(store.get_result(job_id)))
     assert image.format == "PNG" and image.size == (64, 64)
 
-    metrics = jobs.job_metrics(redis, settings)
+    metrics = outcomes.job_metrics(ctx)
     assert metrics["jobs"][("move", "succeeded")] == 1
     assert metrics["durations"][("move", "sampling")]["count"] == 1
     assert set(metrics["durations"]) >= {("move", "queued"), ("move", "total"), ("move", "inversion")}
@@ -61,12 +65,14 @@ def test_a_given_seed_is_kept(redis: Redis, settings: Settings, store: LocalStor
     assert store.get_record(job_id)["seed"] == 1234
 
 
-def test_progress_is_written_once_per_step(redis: Redis, settings: Settings, store: LocalStore, run_burst) -> None:
+def test_progress_is_written_once_per_step(
+    redis: Redis, settings: Settings, ctx: JobContext, store: LocalStore, run_burst
+) -> None:
     seen: list[dict] = []
     job_id = submit(redis, settings, store)
 
     def look(i: int) -> None:  # what a poller sees at each step, before that step's report
-        seen.append(jobs.get_job(redis, settings, job_id).progress)
+        seen.append(lifecycle.get_job(ctx, job_id).progress)
 
     run_burst(FakeEditor(steps=5, on_step=look))
     steps = [p["step"] for p in seen[1:]]
@@ -140,113 +146,160 @@ def _raiser(exc: BaseException, at: int = 1) -> Callable[[int], None]:
     ],
 )
 def test_failures_get_a_code_and_are_not_retried(
-    redis: Redis, settings: Settings, store: LocalStore, run_burst, exc: BaseException, code: str, field: str | None
+    redis: Redis,
+    settings: Settings,
+    ctx: JobContext,
+    store: LocalStore,
+    run_burst,
+    exc: BaseException,
+    code: str,
+    field: str | None,
 ) -> None:
     failing = submit(redis, settings, store)
     after = submit(redis, settings, store)
     run_burst(FakeEditor(on_step=_raiser(exc)))
 
-    view = jobs.get_job(redis, settings, failing)
-    assert view.status is jobs.JobStatus.failed
+    view = lifecycle.get_job(ctx, failing)
+    assert view.status is JobStatus.failed
     assert view.error["code"] == code and view.error["field"] == field
     assert "Traceback" not in view.error["message"] and "secret internals" not in view.error["message"]
     assert view.params["seed"] is not None  # picked before the failure, reported anyway
-    assert Job.fetch(failing, connection=redis, serializer=jobs.SERIALIZER).retries_left == 0
+    assert Job.fetch(failing, connection=redis, serializer=SERIALIZER).retries_left == 0
     assert store.get_result(failing) is None
     # The worker kept serving: the next job ran on the same editor.
-    assert jobs.get_job(redis, settings, after).status is jobs.JobStatus.succeeded
-    metrics = jobs.job_metrics(redis, settings)
+    assert lifecycle.get_job(ctx, after).status is JobStatus.succeeded
+    metrics = outcomes.job_metrics(ctx)
     assert metrics["jobs"][("move", "failed")] == 1 and metrics["errors"][("move", code)] == 1
 
 
 def test_invalid_input_from_request_validation_names_the_field(
-    redis: Redis, settings: Settings, store: LocalStore, run_burst
+    redis: Redis, settings: Settings, ctx: JobContext, store: LocalStore, run_burst
 ) -> None:
     job_id = submit(redis, settings, store, {"task": "drag", "points": [[10, 10, 500, 10]]})
     run_burst(FakeEditor())
-    view = jobs.get_job(redis, settings, job_id)
-    assert view.status is jobs.JobStatus.failed
+    view = lifecycle.get_job(ctx, job_id)
+    assert view.status is JobStatus.failed
     assert view.error["code"] == "invalid_input" and view.error["field"] == "points"
 
 
 def test_params_that_no_longer_validate_name_the_field(
-    redis: Redis, settings: Settings, store: LocalStore, run_burst
+    redis: Redis, settings: Settings, ctx: JobContext, store: LocalStore, run_burst
 ) -> None:
     job_id = submit(redis, settings, store, {"task": "move", "offset": [8, 0], "steps": 2})  # bypasses the API
     run_burst(FakeEditor())
-    view = jobs.get_job(redis, settings, job_id)
-    assert view.status is jobs.JobStatus.failed
+    view = lifecycle.get_job(ctx, job_id)
+    assert view.status is JobStatus.failed
     assert view.error["code"] == "invalid_input" and view.error["field"] == "steps"
 
 
-def test_per_job_timeout(redis: Redis, settings: Settings, store: LocalStore, run_burst) -> None:
+def test_per_job_timeout(redis: Redis, settings: Settings, ctx: JobContext, store: LocalStore, run_burst) -> None:
     short = settings.model_copy(update={"job_timeout_s": 1})  # RQ takes the timeout from the job
     job_id = submit(redis, short, store)
     run_burst(FakeEditor(steps=3, on_step=lambda i: time.sleep(1.5)), job_timeout_s=1)
-    view = jobs.get_job(redis, settings, job_id)
-    assert view.status is jobs.JobStatus.failed and view.error["code"] == "timeout"
+    view = lifecycle.get_job(ctx, job_id)
+    assert view.status is JobStatus.failed and view.error["code"] == "timeout"
 
 
-def test_missing_inputs_fail_clearly(redis: Redis, settings: Settings, store: LocalStore, run_burst) -> None:
+def test_missing_inputs_fail_clearly(
+    redis: Redis, settings: Settings, ctx: JobContext, store: LocalStore, run_burst
+) -> None:
     job_id = submit(redis, settings, store)
     store.delete(job_id)
     run_burst(FakeEditor())
-    view = jobs.get_job(redis, settings, job_id)
-    assert view.status is jobs.JobStatus.failed and view.error["code"] == "input_missing"
+    view = lifecycle.get_job(ctx, job_id)
+    assert view.status is JobStatus.failed and view.error["code"] == "input_missing"
 
 
-def test_cancel_a_running_job_between_steps(redis: Redis, settings: Settings, store: LocalStore, run_burst) -> None:
+def test_cancel_a_running_job_between_steps(
+    redis: Redis, settings: Settings, ctx: JobContext, store: LocalStore, run_burst
+) -> None:
     job_id = submit(redis, settings, store)
-    seen: list[jobs.JobStatus] = []
+    seen: list[JobStatus] = []
 
     def cancel_at_step(i: int) -> None:
         if i == 1:
-            seen.append(jobs.cancel(redis, settings, job_id).status)  # what the API answers at once
+            seen.append(lifecycle.cancel(ctx, job_id).status)  # what the API answers at once
 
     editor = FakeEditor(steps=4, on_step=cancel_at_step)
     run_burst(editor)
-    assert seen == [jobs.JobStatus.running]
-    view = jobs.get_job(redis, settings, job_id)
-    assert view.status is jobs.JobStatus.canceled
+    assert seen == [JobStatus.running]
+    view = lifecycle.get_job(ctx, job_id)
+    assert view.status is JobStatus.canceled
     assert view.progress["step"] == 2  # canceled during step 2, stopped before step 3
     assert view.ended_at is not None and view.error["code"] == "canceled"
-    assert job_id in CanceledJobRegistry(queue=jobs.queue(redis, settings))
+    assert job_id in CanceledJobRegistry(queue=ctx.queue())
     assert store.get_result(job_id) is None
-    assert not redis.exists(jobs.cancel_key(settings, job_id))  # the flag is cleaned up
-    assert jobs.job_metrics(redis, settings)["jobs"][("move", "canceled")] == 1
+    assert not redis.exists(ctx.keys.cancel(job_id))  # the flag is cleaned up
+    assert outcomes.job_metrics(ctx)["jobs"][("move", "canceled")] == 1
 
 
-def test_cancel_a_queued_job_never_runs_it(redis: Redis, settings: Settings, store: LocalStore, run_burst) -> None:
+def test_record_read_back_from_the_store_holds_every_documented_field(
+    redis: Redis, settings: Settings, ctx: JobContext, store: LocalStore, run_burst
+) -> None:
+    job_id = submit(redis, settings, store, {"task": "move", "offset": [8, 0], "seed": 5})
+    run_burst(FakeEditor())
+    record = store.get_record(job_id)
+    assert set(record) == {
+        "job_id", "task", "seed", "params", "stats", "image_size", "worker", "timings", "finished_at"
+    }  # fmt: skip
+    assert record["job_id"] == job_id and record["seed"] == 5 and record["finished_at"].endswith("Z")
+    timings = record["timings"]
+    assert set(timings) == {"queued_s", "engine_s", "total_s"}  # total_s was added after the write
+    assert timings["total_s"] >= timings["engine_s"] >= 0
+    assert lifecycle.get_job(ctx, job_id).stats["timings"] == timings  # the job's view says the same
+
+
+def test_a_canceled_job_is_logged_at_info_without_a_traceback(
+    redis: Redis, settings: Settings, ctx: JobContext, store: LocalStore, run_burst, caplog: pytest.LogCaptureFixture
+) -> None:
+    job_id = submit(redis, settings, store)
+
+    def cancel_at_step(i: int) -> None:
+        if i == 1:
+            lifecycle.cancel(ctx, job_id)
+
+    with caplog.at_level(logging.INFO):
+        run_burst(FakeEditor(steps=4, on_step=cancel_at_step))
+    assert lifecycle.get_job(ctx, job_id).status is JobStatus.canceled
+    about_it = [r for r in caplog.records if job_id in r.getMessage()]
+    assert any("canceled" in r.getMessage() for r in about_it)
+    assert [r.levelname for r in about_it if r.levelno > logging.INFO] == []
+    assert not any(r.exc_info or "Traceback" in r.getMessage() for r in about_it)
+
+
+def test_cancel_a_queued_job_never_runs_it(
+    redis: Redis, settings: Settings, ctx: JobContext, store: LocalStore, run_burst
+) -> None:
     first = submit(redis, settings, store)
     second = submit(redis, settings, store)
-    assert jobs.get_job(redis, settings, second).position == 1
-    view = jobs.cancel(redis, settings, second)
-    assert view.status is jobs.JobStatus.canceled and view.ended_at is not None
-    assert jobs.queue_depth(redis, settings) == 1
+    assert lifecycle.get_job(ctx, second).position == 1
+    view = lifecycle.cancel(ctx, second)
+    assert view.status is JobStatus.canceled and view.ended_at is not None
+    assert lifecycle.queue_depth(ctx) == 1
     editor = FakeEditor()
     run_burst(editor)
     assert len(editor.calls) == 1
-    assert jobs.get_job(redis, settings, first).status is jobs.JobStatus.succeeded
-    assert jobs.get_job(redis, settings, second).status is jobs.JobStatus.canceled
+    assert lifecycle.get_job(ctx, first).status is JobStatus.succeeded
+    assert lifecycle.get_job(ctx, second).status is JobStatus.canceled
 
 
 def test_worker_registers_ready_while_running_and_unregisters_on_exit(
-    redis: Redis, settings: Settings, store: LocalStore, run_burst
+    redis: Redis, settings: Settings, ctx: JobContext, store: LocalStore, run_burst
 ) -> None:
     submit(redis, settings, store)
     during: list[list[dict]] = []
-    run_burst(FakeEditor(on_step=lambda i: during.append(jobs.ready_workers(redis, settings))), name="reg")
+    run_burst(FakeEditor(on_step=lambda i: during.append(workers.ready_workers(ctx))), name="reg")
     assert during and len(during[0]) == 1
     info = during[0][0]
     assert info["name"].startswith("reg-") and info["is_demo"] is False
     assert set(info) == {"name", "device", "model", "is_demo", "default_resolution", "gpu_memory_bytes", "last_seen"}
-    assert jobs.ready_workers(redis, settings) == []
+    assert workers.ready_workers(ctx) == []
 
 
 def test_redis_blips_cost_a_progress_update_not_the_edit(settings: Settings, store: LocalStore) -> None:
     dead = Redis(port=free_port(), socket_connect_timeout=0.5)  # nothing listens there
     runner = EditRunner(Runtime(settings=settings, redis=dead, store=store, editor=FakeEditor(), worker_name="w"))
-    job_id = jobs.new_job_id()
+    job_id = new_job_id()
     assert runner._should_cancel(job_id)() is False  # cannot ask: keep going
     job = Job(job_id, connection=dead)
     job.meta = {}

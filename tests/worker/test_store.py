@@ -15,7 +15,7 @@ import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
-from service import jobs
+from service.jobs.ids import new_job_id
 from service.settings import Settings
 from service.store import InvalidKey, LocalStore, S3Store, Store, make_store
 from tests.processes import free_port
@@ -61,7 +61,7 @@ def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator:
 
 def test_round_trip(make) -> None:
     store = make()
-    job_id = jobs.new_job_id()
+    job_id = new_job_id()
     image, mask = png(), png(mode="L", box=(1, 1, 9, 9))
     store.put_inputs(job_id, {"image": image, "mask": mask})
     assert store.input_names(job_id) == ["image", "mask"]
@@ -80,7 +80,7 @@ def test_round_trip(make) -> None:
 
 def test_unknown_job_reads_as_none(make) -> None:
     store = make()
-    job_id = jobs.new_job_id()
+    job_id = new_job_id()
     assert store.get_input(job_id, "image") is None
     assert store.input_names(job_id) == []
     assert store.get_result(job_id) is None and store.get_record(job_id) is None
@@ -109,7 +109,7 @@ def test_bad_job_ids_are_rejected_before_any_path(make, job_id: str) -> None:
 @pytest.mark.parametrize("name", ["../image", "result", "image.png", "meta", ""])
 def test_bad_input_names_are_rejected(make, name: str) -> None:
     store = make()
-    job_id = jobs.new_job_id()
+    job_id = new_job_id()
     with pytest.raises(InvalidKey):
         store.put_inputs(job_id, {name: b"x"})
     with pytest.raises(InvalidKey):
@@ -118,7 +118,7 @@ def test_bad_input_names_are_rejected(make, name: str) -> None:
 
 def test_expiry_and_cleanup(make) -> None:
     store = make()
-    old, new = jobs.new_job_id(), jobs.new_job_id()
+    old, new = new_job_id(), new_job_id()
     store.put_inputs(old, {"image": png()})
     store.put_result(old, b"png", {"seed": 1})
     now = time.time()
@@ -133,7 +133,7 @@ def test_expiry_and_cleanup(make) -> None:
 
 def test_expired_job_reads_as_none_before_cleanup(make) -> None:
     store = make(job_ttl_s=0)  # expires the moment it is written
-    job_id = jobs.new_job_id()
+    job_id = new_job_id()
     store.put_inputs(job_id, {"image": png()})
     store.put_result(job_id, b"png", {"seed": 1})
     assert store.get_result(job_id) is None and store.get_record(job_id) is None
@@ -143,7 +143,7 @@ def test_expired_job_reads_as_none_before_cleanup(make) -> None:
 
 def test_local_writes_are_atomic_and_leave_no_temp_files(tmp_path: Path) -> None:
     store = LocalStore(Settings(data_dir=tmp_path / "data", job_ttl_s=TTL))
-    job_id = jobs.new_job_id()
+    job_id = new_job_id()
     store.put_inputs(job_id, {"image": png()})
     store.put_result(job_id, b"one", {"n": 1})
     store.put_result(job_id, b"two", {"n": 2})
@@ -157,7 +157,7 @@ def test_local_writes_are_atomic_and_leave_no_temp_files(tmp_path: Path) -> None
 def test_local_cleanup_ages_half_written_jobs_and_ignores_foreign_dirs(tmp_path: Path) -> None:
     root = tmp_path / "data"
     store = LocalStore(Settings(data_dir=root, job_ttl_s=TTL))
-    half = root / jobs.new_job_id()
+    half = root / new_job_id()
     (half / "inputs").mkdir(parents=True)  # a write that died before meta.json
     (root / "not-a-job").mkdir()
     (root / "README").write_text("keep me")
@@ -168,13 +168,13 @@ def test_local_cleanup_ages_half_written_jobs_and_ignores_foreign_dirs(tmp_path:
 
 def test_local_result_url_is_none(tmp_path: Path) -> None:
     store = LocalStore(Settings(data_dir=tmp_path / "data"))
-    assert store.result_url(jobs.new_job_id()) is None
+    assert store.result_url(new_job_id()) is None
 
 
 def test_s3_presigned_url_serves_the_result(s3_endpoint: str, tmp_path: Path) -> None:
     store = make_store(_s3_settings(s3_endpoint, tmp_path, s3_presign=True))
     assert isinstance(store, S3Store)
-    job_id = jobs.new_job_id()
+    job_id = new_job_id()
     store.put_result(job_id, b"\x89PNG result", {"seed": 3})
     url = store.result_url(job_id)
     assert url is not None and job_id in url and "Signature" in url
@@ -184,13 +184,13 @@ def test_s3_presigned_url_serves_the_result(s3_endpoint: str, tmp_path: Path) ->
 
 def test_s3_without_presign_streams(s3_endpoint: str, tmp_path: Path) -> None:
     store = make_store(_s3_settings(s3_endpoint, tmp_path))
-    assert store.result_url(jobs.new_job_id()) is None
+    assert store.result_url(new_job_id()) is None
 
 
 def test_s3_keys_stay_under_the_prefix(s3_endpoint: str, tmp_path: Path) -> None:
     settings = _s3_settings(s3_endpoint, tmp_path)
     store = make_store(settings)
-    job_id = jobs.new_job_id()
+    job_id = new_job_id()
     store.put_inputs(job_id, {"image": png(), "reference": png()})
     store.put_result(job_id, b"png", {})
     client = boto3.client("s3", endpoint_url=s3_endpoint)

@@ -1,0 +1,167 @@
+"""A job's life as the API drives it: enqueue, view, cancel; and the cancel flag the worker reads.
+
+Cancel: a queued job is canceled at once; a running one gets the flag `keys.cancel(job_id)`,
+which its worker checks between denoising steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from rq import Retry
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job
+from rq.job import JobStatus as RQStatus
+from rq.utils import utcformat
+
+from service.jobs import quotas
+from service.jobs.context import JOB_FUNC, SERIALIZER, JobContext
+from service.jobs.ids import valid_job_id
+from service.jobs.outcomes import record_outcome
+from service.jobs.status import JobStatus, map_status, worker_lost_error
+
+
+@dataclass
+class JobView:
+    id: str
+    status: JobStatus
+    owner: str
+    task: str
+    params: dict  # effective params; seed filled in once the worker picks it
+    position: int | None  # 0-based queue position while queued
+    progress: dict | None  # {"stage", "step", "total", "eta_s"}
+    created_at: str
+    started_at: str | None
+    ended_at: str | None
+    error: dict | None  # {"code", "message", "field"}
+    stats: dict | None  # engine stats once succeeded
+
+
+def fetch(ctx: JobContext, job_id: str) -> Job | None:
+    """The RQ job, or None when the id is malformed or the job unknown."""
+    if not valid_job_id(job_id):
+        return None
+    try:
+        return Job.fetch(job_id, connection=ctx.redis, serializer=SERIALIZER)
+    except NoSuchJobError:
+        return None
+
+
+def enqueue(ctx: JobContext, *, job_id: str, owner: str, params: dict) -> JobView:
+    """Queue an edit whose inputs are already in the store. `params` is the validated params dict."""
+    if not valid_job_id(job_id):
+        raise ValueError(f"invalid job id {job_id!r}")
+    task = str(params["task"])
+    meta = {"owner": owner, "task": task, "params": params, "progress": None, "error": None, "stats": None}
+    ttl = ctx.settings.job_ttl_s
+    q = ctx.queue()
+    with ctx.redis.pipeline() as pipe:
+        job = q.enqueue_call(
+            JOB_FUNC,
+            args=(job_id,),
+            job_id=job_id,
+            timeout=ctx.settings.job_timeout_s,
+            ttl=ttl,
+            result_ttl=ttl,
+            failure_ttl=ttl,
+            retry=Retry(max=1),
+            meta=meta,
+            description=f"{task} edit",
+            pipeline=pipe,
+        )
+        quotas.track(ctx, pipe, owner, job_id)
+        pipe.execute()
+    return _view(job, position=q.get_job_position(job_id))
+
+
+def get_job(ctx: JobContext, job_id: str) -> JobView | None:
+    """The job's view, or None when the id is malformed, unknown or expired."""
+    job = fetch(ctx, job_id)
+    if job is None:
+        return None
+    try:
+        return _view(job)
+    except InvalidJobOperation:  # expired between the fetch and the status read
+        return None
+
+
+def cancel(ctx: JobContext, job_id: str) -> JobView | None:
+    """Queued -> canceled at once; running -> a flag the worker checks between steps (the view still
+    says running until it stops); finished jobs are returned unchanged."""
+    job = fetch(ctx, job_id)
+    if job is None:
+        return None
+    ttl = ctx.settings.job_ttl_s
+    # The flag goes first: a job a worker dequeues while we cancel it sees it on its first check.
+    ctx.redis.set(ctx.keys.cancel(job_id), b"1", ex=ttl)
+    status = map_status(job.get_status())
+    if status is JobStatus.queued:
+        try:
+            job.cancel()
+        except InvalidJobOperation:
+            pass  # canceled concurrently
+        else:
+            job.ended_at = datetime.now(timezone.utc)
+            with ctx.redis.pipeline() as pipe:
+                pipe.hset(job.key, "ended_at", utcformat(job.ended_at))
+                pipe.expire(job.key, ttl)
+                pipe.execute()
+            record_outcome(ctx, task=job.meta.get("task", "unknown"), outcome="canceled")
+    return get_job(ctx, job_id)
+
+
+def cancel_requested(ctx: JobContext, job_id: str) -> bool:
+    """One EXISTS: cheap enough to ask between every two denoising steps."""
+    return bool(ctx.redis.exists(ctx.keys.cancel(job_id)))
+
+
+def clear_cancel(ctx: JobContext, job_id: str) -> None:
+    ctx.redis.delete(ctx.keys.cancel(job_id))
+
+
+def queue_depth(ctx: JobContext) -> int:
+    return ctx.queue().count
+
+
+def _iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _view(job: Job, position: int | None = None) -> JobView:
+    meta = job.meta or {}
+    status = map_status(job.get_status(refresh=False) or RQStatus.QUEUED)
+    error = meta.get("error")
+    if status is JobStatus.failed and error and error.get("code") == "canceled":
+        status = JobStatus.canceled  # the worker stopped it between steps; RQ catches up a moment later
+    if status is JobStatus.failed and not error:
+        # Failed by a path that did not annotate it (e.g. RQ's own registry maintenance).
+        latest = job.latest_result()
+        exc = (latest.exc_string or "") if latest else ""
+        error = (
+            worker_lost_error()
+            if "AbandonedJobError" in exc
+            else {"code": "internal_error", "message": "the worker failed unexpectedly", "field": None}
+        )
+    if status is JobStatus.canceled:
+        error = {"code": "canceled", "message": "canceled on request", "field": None}
+    if status is JobStatus.queued and position is None:
+        position = job.get_position()
+    return JobView(
+        id=job.id,
+        status=status,
+        owner=meta.get("owner", ""),
+        task=meta.get("task", ""),
+        params=meta.get("params") or {},
+        position=position if status is JobStatus.queued else None,
+        progress=meta.get("progress"),
+        created_at=_iso(job.created_at) or "",
+        started_at=_iso(job.started_at) if status is not JobStatus.queued else None,
+        ended_at=_iso(job.ended_at) if status not in (JobStatus.queued, JobStatus.running) else None,
+        error=error if status in (JobStatus.failed, JobStatus.canceled) else None,
+        stats=meta.get("stats") if status is JobStatus.succeeded else None,
+    )
