@@ -2,7 +2,7 @@
 // The API key panel: asked for when the server requires keys or answers 401/403.
 
 import { api, storeKey } from "./api.js";
-import { $, buttonEl, inputEl } from "./dom.js";
+import { $, buttonEl, inputEl, setText } from "./dom.js";
 import { state, update } from "./state.js";
 
 /** Open the panel with `message` under the key field. */
@@ -46,6 +46,6 @@ export function renderAuth() {
   const toggle = $("auth-toggle");
   toggle.hidden = !(auth.shown || info?.auth_required);
   toggle.setAttribute("aria-expanded", String(auth.open));
-  $("api-key-error").textContent = auth.message;
-  if (auth.hint) $("api-key-hint").textContent = auth.hint;
+  setText($("api-key-error"), auth.message);
+  if (auth.hint) setText($("api-key-hint"), auth.hint);
 }

@@ -32,6 +32,17 @@ export function imgEl(id) {
 }
 
 /**
+ * Set `el`'s text only when it differs: a live region (role=status, aria-live) is read out again
+ * when its text node is replaced, even by the same words, and the page renders every second
+ * while an edit runs.
+ * @param {Element} el
+ * @param {string} text
+ */
+export function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+/**
  * @template {Element} T
  * @param {Element | Document} root
  * @param {string} selector

@@ -5,7 +5,7 @@
 
 import { ApiError } from "./api.js";
 import { showAuth } from "./auth.js";
-import { $, all, inputEl } from "./dom.js";
+import { $, all, inputEl, setText } from "./dom.js";
 import { labelFor } from "./params.js";
 import { state, update } from "./state.js";
 
@@ -189,7 +189,7 @@ export function wireErrors() {
 export function renderErrors() {
   for (const slot of all(document, "[data-error-for]")) {
     const key = /** @type {HTMLElement} */ (slot).dataset.errorFor || "";
-    if (key !== "auth") slot.textContent = state.errors[key]?.message || "";
+    if (key !== "auth") setText(slot, state.errors[key]?.message || "");
   }
   const invalid = new Set(Object.keys(state.errors).map((key) => $(CONTROL_FOR[key] || `param-${key}`)));
   for (const el of all(document, ".is-invalid, [aria-invalid]")) {
@@ -206,5 +206,5 @@ export function renderErrors() {
   // A point's error names its pair ("points.2.1"): that pair's row is marked too.
   const idx = (state.errors.points?.field || "").split(".")[1];
   if (idx !== undefined) $("points-list").querySelector(`li[data-index="${CSS.escape(idx)}"]`)?.classList.add("is-invalid");
-  $("form-error").textContent = state.formError.text;
+  setText($("form-error"), state.formError.text);
 }

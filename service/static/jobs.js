@@ -4,7 +4,7 @@
 // render from that record, so they never disagree.
 
 import { api } from "./api.js";
-import { $, buttonEl, imgEl, whenChanged } from "./dom.js";
+import { $, buttonEl, imgEl, setText, whenChanged } from "./dom.js";
 import { friendlyMessage, showApiError } from "./errors.js";
 import { clearRecent, thumbnail, upsertRecent } from "./recent.js";
 import { state, update } from "./state.js";
@@ -237,21 +237,21 @@ export function renderJob() {
   const btn = buttonEl("submit");
   const busy = jobUnderWay();
   btn.disabled = state.sending || busy;
-  btn.textContent = state.sending ? "Sending…" : "Run edit";
-  $("submit-hint").textContent = busy ? "An edit is under way: wait for it to end, or cancel it, to run another." : "";
+  setText(btn, state.sending ? "Sending…" : "Run edit");
+  setText($("submit-hint"), busy ? "An edit is under way: wait for it to end, or cancel it, to run another." : "");
 
   $("job").hidden = !state.job;
-  $("job-error").textContent = state.jobError;
+  setText($("job-error"), state.jobError);
   renderJobTime();
   renderResult();
   const entry = state.job && state.jobs.get(state.job.id);
   if (!state.job || !entry) return;
-  $("job-id").textContent = state.job.id.slice(0, 8);
+  setText($("job-id"), state.job.id.slice(0, 8));
   $("job-id").title = state.job.id;
   const job = entry.job;
   const bar = /** @type {HTMLProgressElement} */ ($("job-progress"));
   $("job").dataset.status = entry.expired ? "expired" : job.status;
-  $("job-status").textContent = statusLine(entry);
+  setText($("job-status"), statusLine(entry));
   if (job.status === "queued") {
     bar.removeAttribute("value");
   } else if (job.status === "running") {
@@ -281,14 +281,14 @@ function renderJobTime() {
   }
   const out = $("job-time");
   if (!live || !entry) {
-    out.textContent = "";
+    setText(out, "");
     return;
   }
   const job = entry.job;
   const now = Date.now() + api.clockSkewMs; // the server's clock, which wrote the timestamps
   if (job.status === "queued") {
     const since = Date.parse(job.created_at);
-    out.textContent = Number.isFinite(since) ? `Waiting ${elapsedWords(now - since)}` : "";
+    setText(out, Number.isFinite(since) ? `Waiting ${elapsedWords(now - since)}` : "");
     return;
   }
   const since = Date.parse(job.started_at || "");
@@ -298,7 +298,7 @@ function renderJobTime() {
     const eta = left > 500 ? `about ${etaWords(left)} left` : "almost done";
     text = text ? `${text} · ${eta}` : eta;
   }
-  out.textContent = text;
+  setText(out, text);
 }
 
 function renderResult() {
@@ -319,7 +319,7 @@ function renderResult() {
       imgEl("result-original").src = originalUrl;
       imgEl("compare-before").src = originalUrl;
     }
-    $("result-meta").textContent = state.resultSeed !== null ? `(seed ${state.resultSeed})` : "";
+    setText($("result-meta"), state.resultSeed !== null ? `(seed ${state.resultSeed})` : "");
     buttonEl("result-seed").disabled = state.resultSeed === null;
     $("result").dataset.jobId = id;
   });

@@ -2,7 +2,7 @@
 // Step 3, marking the edit: tools, masks, handle → target points and the move/paste offset and
 // scale. Event handlers change the state; renderMarks paints it.
 
-import { $, all, buttonEl, inputEl, selectEl, whenChanged } from "./dom.js";
+import { $, all, buttonEl, inputEl, selectEl, setText, whenChanged } from "./dom.js";
 import { clearFieldError, showFieldError } from "./errors.js";
 import { mainStage, MASK_FIELD, refStage } from "./stages.js";
 import { state, update } from "./state.js";
@@ -35,7 +35,7 @@ export function writeScale(v) {
 
 /** @param {number} n */
 function writeScaleWords(n) {
-  $("scale-out").textContent = n.toFixed(2);
+  setText($("scale-out"), n.toFixed(2));
   inputEl("scale-range").setAttribute("aria-valuetext", `${n.toFixed(2)}×`);
 }
 
@@ -188,8 +188,8 @@ export function renderMarks() {
     r.checked = r.value === tool;
   }
   if (mainStage.tool !== tool) mainStage.setTool(tool);
-  $("stage-hint").textContent = stageHint(state.pending);
-  $("tool-move-label").textContent = task === "paste" ? "Place object" : "Drag object";
+  setText($("stage-hint"), stageHint(state.pending));
+  setText($("tool-move-label"), task === "paste" ? "Place object" : "Drag object");
 
   const layer = takes(task, "region_mask") ? state.maskLayer : "object";
   selectEl("mask-layer").value = layer;
@@ -222,9 +222,9 @@ function renderMaskButtons() {
   if (mainStage.hasImage && layer) {
     const pct = layer.coverage() * 100;
     const shown = pct < 1 ? "<1" : Math.round(pct);
-    $("mask-coverage").textContent = pct > 0 ? `Mask covers ${shown}% of the image.` : "Mask is empty.";
+    setText($("mask-coverage"), pct > 0 ? `Mask covers ${shown}% of the image.` : "Mask is empty.");
   } else {
-    $("mask-coverage").textContent = "";
+    setText($("mask-coverage"), "");
   }
 }
 

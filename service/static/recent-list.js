@@ -3,7 +3,7 @@
 // record of that job when it has one.
 
 import { api } from "./api.js";
-import { $, buttonEl, whenChanged } from "./dom.js";
+import { $, buttonEl, setText, whenChanged } from "./dom.js";
 import { setFormError, showApiError } from "./errors.js";
 import { clearRecentList, markExpired, recentWords, stageWords, startJob } from "./jobs.js";
 import { loadRecent } from "./recent.js";
@@ -38,7 +38,7 @@ export function renderRecent() {
   for (const li of Array.from($("recent-list").querySelectorAll("li[data-job-id]"))) {
     const st = li.querySelector(".recent-status");
     const id = /** @type {HTMLElement} */ (li).dataset.jobId || "";
-    if (st) st.textContent = recentWords(state.jobs.get(id), /** @type {HTMLElement} */ (li).dataset.stored || "");
+    if (st) setText(st, recentWords(state.jobs.get(id), /** @type {HTMLElement} */ (li).dataset.stored || ""));
   }
 }
 

@@ -4,7 +4,7 @@
 // when their inputs changed (`whenChanged`), the rest are set each time.
 
 import { renderAuth } from "./auth.js";
-import { $ } from "./dom.js";
+import { $, setText } from "./dom.js";
 import { renderErrors } from "./errors.js";
 import { renderJob } from "./jobs.js";
 import { renderMarks } from "./marks.js";
@@ -17,7 +17,7 @@ import { renderUploads } from "./uploads.js";
 
 export function render() {
   const status = $("server-status");
-  status.textContent = state.serverStatus;
+  setText(status, state.serverStatus);
   status.classList.toggle("is-error", state.serverError);
   $("demo-notice").hidden = !state.info?.demo_model;
   renderAuth();

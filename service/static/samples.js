@@ -3,7 +3,7 @@
 // if the person had chosen, painted and typed them. A server without samples hides the row.
 
 import { api } from "./api.js";
-import { $, inputEl, whenChanged } from "./dom.js";
+import { $, inputEl, setText, whenChanged } from "./dom.js";
 import { writeScale, setOffset } from "./marks.js";
 import { resetSettings } from "./settings.js";
 import { mainStage, refStage } from "./stages.js";
@@ -140,5 +140,5 @@ export function renderSamples() {
     }
     $("samples").hidden = state.samples.length === 0;
   });
-  $("samples-status").textContent = state.samplesStatus;
+  setText($("samples-status"), state.samplesStatus);
 }

@@ -2,7 +2,7 @@
 // Steps 2 and 4: the task and its settings. Switching task keeps what the person typed and gives
 // every other setting the new task's default from its schema (GET /v1/tasks).
 
-import { $, all, inputEl, textareaEl, whenChanged } from "./dom.js";
+import { $, all, inputEl, setText, textareaEl, whenChanged } from "./dom.js";
 import { clearJobView } from "./jobs.js";
 import { writeScale } from "./marks.js";
 import { buildParamFields, dirtyValues, rangeOf } from "./params.js";
@@ -85,8 +85,8 @@ export function renderTask() {
     const h = /** @type {HTMLElement} */ (el);
     h.hidden = !(h.dataset.needs || "").split(" ").some((name) => takes(task, name));
   }
-  $("task-description").textContent = plainDescription(taskDef(task)?.description || "");
-  $("marks-hint").textContent = TASK_HINTS[task] || "";
+  setText($("task-description"), plainDescription(taskDef(task)?.description || ""));
+  setText($("marks-hint"), TASK_HINTS[task] || "");
   whenChanged("settings", [task, state.tasks, state.settingsVersion], renderSettings);
 }
 
@@ -110,7 +110,7 @@ function renderSettings() {
   const bottom = Math.max(-top, Math.log10(scale.min ?? 0.1));
   inputEl("scale-range").min = String(bottom);
   const x = (/** @type {number} */ e) => Number((10 ** e).toPrecision(2));
-  $("scale-hint").textContent = `1× (unchanged) in the middle; left shrinks to ${x(bottom)}×, right grows to ${x(top)}×.`;
+  setText($("scale-hint"), `1× (unchanged) in the middle; left shrinks to ${x(bottom)}×, right grows to ${x(top)}×.`);
   if (!field.dataset.dirty || Number(field.value) > Number(field.max)) writeScale(scale.default ?? 1);
   buildParamFields(taskDef(task)?.schema, $("main-params"), $("advanced-params"), keep);
 }

@@ -2,7 +2,7 @@
 // Step 1 and the reference: the image to edit, the reference image, and mask files, chosen or
 // dropped. A new image replaces what was marked on it.
 
-import { $, inputEl } from "./dom.js";
+import { $, inputEl, setText } from "./dom.js";
 import { clearFieldError, clearFieldErrors, showFieldError } from "./errors.js";
 import { fitBrush } from "./marks.js";
 import { mainStage, MASK_FIELD, refStage } from "./stages.js";
@@ -161,7 +161,7 @@ export function wireUploads() {
 
 export function renderUploads() {
   $("stage-placeholder").hidden = mainStage.hasImage;
-  $("image-name").textContent = state.image ? `${state.imageName} · ${mainStage.width}×${mainStage.height}` : "";
+  setText($("image-name"), state.image ? `${state.imageName} · ${mainStage.width}×${mainStage.height}` : "");
   $("reference-placeholder").hidden = refStage.hasImage;
-  $("reference-name").textContent = state.reference ? `${state.referenceName} · ${refStage.width}×${refStage.height}` : "";
+  setText($("reference-name"), state.reference ? `${state.referenceName} · ${refStage.width}×${refStage.height}` : "");
 }
