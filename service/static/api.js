@@ -1,9 +1,18 @@
+// @ts-check
 // Thin client for the public /v1 API. Every failure becomes an ApiError carrying the server's
 // {code, message, field} so the page can put the message next to the control it names.
 
 const KEY_STORAGE = "diffeditor.apiKey";
 
+/** @typedef {import("./types.js").ErrorDetail} ErrorDetail */
+/** @typedef {import("./types.js").Info} Info */
+/** @typedef {import("./types.js").Job} Job */
+/** @typedef {import("./types.js").Sample} Sample */
+/** @typedef {import("./types.js").TaskOut} TaskOut */
+
+/** An API failure: the HTTP status (0: no answer) and the error shape's code, message and field. */
 export class ApiError extends Error {
+  /** @param {number} status @param {string} code @param {string} message @param {string | null} [field] */
   constructor(status, code, message, field = null) {
     super(message);
     this.status = status;
@@ -20,6 +29,7 @@ export function storedKey() {
   }
 }
 
+/** @param {string} key */
 export function storeKey(key) {
   try {
     if (key) localStorage.setItem(KEY_STORAGE, key);
@@ -30,7 +40,7 @@ export function storeKey(key) {
 }
 
 // Words for the statuses a proxy may answer with before the API gets to speak.
-const STATUS_WORDS = {
+const STATUS_WORDS = /** @type {Record<number, string>} */ ({
   401: "This server needs an API key. Enter it above.",
   403: "The API key was refused.",
   404: "Not found (the edit may have expired).",
@@ -39,21 +49,30 @@ const STATUS_WORDS = {
   502: "The server could not be reached.",
   503: "The server is busy or unavailable; try again shortly.",
   504: "The server took too long to answer.",
-};
+});
 
 export class Api {
+  /** @param {string} [base] */
   constructor(base = "") {
     this.base = base;
     this.key = storedKey();
     this.clockSkewMs = 0; // server clock minus this browser's, from the Date header
   }
 
+  /** @param {Record<string, string>} extra */
   headers(extra = {}) {
+    /** @type {Record<string, string>} */
     const h = { ...extra };
     if (this.key) h.Authorization = `Bearer ${this.key}`;
     return h;
   }
 
+  /**
+   * @param {string} method
+   * @param {string} path
+   * @param {{body?: BodyInit, accept?: string}} [opts]
+   * @returns {Promise<Response>}
+   */
   async request(method, path, { body = undefined, accept = "application/json" } = {}) {
     let resp;
     try {
@@ -68,6 +87,7 @@ export class Api {
 
   // Job times are the server's: a browser whose clock is off would show a wrong elapsed time.
   // Date has whole seconds, so only a skew beyond that is taken.
+  /** @param {Response} resp */
   noteClock(resp) {
     const server = Date.parse(resp.headers.get("Date") || "");
     if (!Number.isFinite(server)) return;
@@ -75,6 +95,12 @@ export class Api {
     this.clockSkewMs = Math.abs(skew) > 2000 ? skew : 0;
   }
 
+  /**
+   * @param {string} method
+   * @param {string} path
+   * @param {{body?: BodyInit, accept?: string}} [opts]
+   * @returns {Promise<any>}
+   */
   async json(method, path, opts) {
     const resp = await this.request(method, path, opts);
     try {
@@ -84,42 +110,55 @@ export class Api {
     }
   }
 
+  /** @returns {Promise<Info>} */
   info() {
     return this.json("GET", "/v1/info");
   }
 
+  /** @returns {Promise<{tasks: TaskOut[]}>} */
   tasks() {
     return this.json("GET", "/v1/tasks");
   }
 
+  /** @returns {Promise<Sample[]>} */
   samples() {
     return this.json("GET", "/v1/samples");
   }
 
   // A sample's file by the URL /v1/samples lists (a path on this server).
+  /** @param {string} path @returns {Promise<Blob>} */
   async sampleFile(path) {
     const resp = await this.request("GET", path, { accept: "image/png" });
     return resp.blob();
   }
 
+  /** @param {FormData} formData @returns {Promise<Job>} */
   submit(formData) {
     return this.json("POST", "/v1/edits", { body: formData });
   }
 
+  /** @param {string} id @returns {Promise<Job>} */
   status(id) {
     return this.json("GET", `/v1/edits/${encodeURIComponent(id)}`);
   }
 
+  /** @param {string} id @returns {Promise<Job>} */
   cancel(id) {
     return this.json("DELETE", `/v1/edits/${encodeURIComponent(id)}`);
   }
 
+  /** @param {string} id @returns {Promise<Blob>} */
   async result(id) {
     const resp = await this.request("GET", `/v1/edits/${encodeURIComponent(id)}/result`, { accept: "image/png" });
     return resp.blob();
   }
 }
 
+/**
+ * The error shape of a failed answer, or words for its status when it has none (a proxy's page).
+ * @param {Response} resp
+ * @returns {Promise<ApiError>}
+ */
 async function errorFrom(resp) {
   let data = null;
   try {
@@ -134,3 +173,6 @@ async function errorFrom(resp) {
   const words = STATUS_WORDS[resp.status] || `The server answered ${resp.status} ${resp.statusText}.`;
   return new ApiError(resp.status, `http_${resp.status}`, words);
 }
+
+/** The page's one client (the browser tests replace its methods). */
+export const api = new Api();

@@ -1,3 +1,4 @@
+// @ts-check
 // The drawing surface: an image with mask layers, a preview ("ghost") layer and an SVG overlay,
 // all sized in the image's natural pixels. The element may be displayed at any size; pointer
 // positions are mapped back to image pixels, so masks, points and offsets sent to the API are
@@ -6,12 +7,18 @@
 const SVG_NS = "http://www.w3.org/2000/svg";
 const UNDO_DEPTH = 15;
 
+/** @typedef {{x: number, y: number}} Pt */
+/** @typedef {import("./types.js").Tool} Tool */
+
 export class MaskLayer {
+  /** @param {HTMLCanvasElement} canvas @param {string} color */
   constructor(canvas, color) {
     this.canvas = canvas;
-    this.ctx = canvas.getContext("2d", { willReadFrequently: true });
+    this.ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d", { willReadFrequently: true }));
     this.color = color;
+    /** @type {ImageData[]} */
     this.undoStack = [];
+    /** @type {((layer: MaskLayer) => void) | null} */
     this.onchange = null;
   }
 
@@ -23,6 +30,7 @@ export class MaskLayer {
     return this.canvas.height;
   }
 
+  /** @param {number} width @param {number} height */
   reset(width, height) {
     this.canvas.width = width;
     this.canvas.height = height;
@@ -77,6 +85,7 @@ export class MaskLayer {
   }
 
   // One brush segment; `erase` punches through instead of painting.
+  /** @param {Pt} from @param {Pt} to @param {number} size @param {boolean} erase */
   line(from, to, size, erase) {
     const c = this.ctx;
     c.globalCompositeOperation = erase ? "destination-out" : "source-over";
@@ -100,12 +109,13 @@ export class MaskLayer {
   // Replace the mask with a mask image (an uploaded file, a sample's mask) of the layer's size,
   // read as the API reads masks: any nonzero channel is inside, fully transparent is outside.
   // It becomes painted pixels like any brush stroke: undo, eraser and invert work on it.
+  /** @param {CanvasImageSource} img */
   load(img) {
     this.snapshot();
     const tmp = document.createElement("canvas");
     tmp.width = this.width;
     tmp.height = this.height;
-    const tctx = tmp.getContext("2d", { willReadFrequently: true });
+    const tctx = /** @type {CanvasRenderingContext2D} */ (tmp.getContext("2d", { willReadFrequently: true }));
     tctx.drawImage(img, 0, 0, this.width, this.height);
     const src = tctx.getImageData(0, 0, this.width, this.height).data;
     const out = this.ctx.createImageData(this.width, this.height);
@@ -131,11 +141,12 @@ export class MaskLayer {
   }
 
   // Binary mask, white = selected, at the image's natural size.
+  /** @returns {Promise<Blob>} */
   toPngBlob() {
     const out = document.createElement("canvas");
     out.width = this.width;
     out.height = this.height;
-    const octx = out.getContext("2d");
+    const octx = /** @type {CanvasRenderingContext2D} */ (out.getContext("2d"));
     const src = this.ctx.getImageData(0, 0, this.width, this.height);
     const dst = octx.createImageData(this.width, this.height);
     for (let i = 0; i < src.data.length; i += 4) {
@@ -146,7 +157,7 @@ export class MaskLayer {
       dst.data[i + 3] = 255;
     }
     octx.putImageData(dst, 0, 0);
-    return new Promise((resolve) => out.toBlob(resolve, "image/png"));
+    return new Promise((resolve) => out.toBlob((b) => resolve(/** @type {Blob} */ (b)), "image/png"));
   }
 
   changed() {
@@ -154,32 +165,40 @@ export class MaskLayer {
   }
 }
 
+/** @param {string} css @returns {[number, number, number]} */
 function parseColor(css) {
   const m = /rgba?\((\d+),\s*(\d+),\s*(\d+)/.exec(css);
   return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [255, 255, 255];
 }
 
 export class Stage extends EventTarget {
-  // root: an element to fill; maskColors: {name: css colour} for each mask layer.
+  /**
+   * @param {HTMLElement} root an element to fill
+   * @param {Record<string, string>} maskColors css colour of each mask layer, by name
+   */
   constructor(root, maskColors) {
     super();
     this.root = root;
     this.width = 0;
     this.height = 0;
+    /** @type {HTMLImageElement | ImageBitmap | null} */
     this.image = null;
+    /** @type {Tool} */
     this.tool = "none";
     this.brushSize = 16;
     this.frame = el("div", "stage-frame");
-    this.base = el("canvas", "stage-base");
-    this.ghost = el("canvas", "stage-ghost");
+    this.base = /** @type {HTMLCanvasElement} */ (el("canvas", "stage-base"));
+    this.ghost = /** @type {HTMLCanvasElement} */ (el("canvas", "stage-ghost"));
+    /** @type {Record<string, MaskLayer>} */
     this.masks = {};
     this.frame.append(this.base, this.ghost);
     for (const [name, color] of Object.entries(maskColors)) {
-      const c = el("canvas", `stage-mask stage-mask-${name}`);
+      const c = /** @type {HTMLCanvasElement} */ (el("canvas", `stage-mask stage-mask-${name}`));
       c.dataset.mask = name;
       this.frame.append(c);
       this.masks[name] = new MaskLayer(c, color);
     }
+    /** @type {MaskLayer | null} */
     this.activeMask = Object.values(this.masks)[0] || null;
     this.overlay = document.createElementNS(SVG_NS, "svg");
     this.overlay.classList.add("stage-overlay");
@@ -191,6 +210,7 @@ export class Stage extends EventTarget {
     this.frame.append(this.overlay);
     this.frame.hidden = true;
     root.append(this.frame);
+    /** @type {{start: Pt, last: Pt} | null} */
     this.drag = null;
     this.bindPointer();
     this.resizeObserver = new ResizeObserver(() => this.dispatchEvent(new Event("resize")));
@@ -202,9 +222,10 @@ export class Stage extends EventTarget {
   }
 
   // Show `img` (a loaded HTMLImageElement or ImageBitmap) and reset the masks to its size.
+  /** @param {HTMLImageElement | ImageBitmap} img */
   setImage(img) {
-    const w = img.naturalWidth || img.width;
-    const h = img.naturalHeight || img.height;
+    const w = ("naturalWidth" in img && img.naturalWidth) || img.width;
+    const h = ("naturalHeight" in img && img.naturalHeight) || img.height;
     this.image = img;
     this.width = w;
     this.height = h;
@@ -212,7 +233,7 @@ export class Stage extends EventTarget {
       c.width = w;
       c.height = h;
     }
-    this.base.getContext("2d").drawImage(img, 0, 0, w, h);
+    /** @type {CanvasRenderingContext2D} */ (this.base.getContext("2d")).drawImage(img, 0, 0, w, h);
     for (const m of Object.values(this.masks)) m.reset(w, h);
     this.overlay.setAttribute("viewBox", `0 0 ${w} ${h}`);
     this.frame.style.setProperty("--aspect", `${w} / ${h}`);
@@ -222,6 +243,7 @@ export class Stage extends EventTarget {
     this.marks.replaceChildren();
   }
 
+  /** @param {Tool} tool */
   setTool(tool) {
     this.tool = tool;
     this.frame.dataset.tool = tool;
@@ -234,6 +256,7 @@ export class Stage extends EventTarget {
     return rect.width ? this.width / rect.width : 1;
   }
 
+  /** @param {PointerEvent} evt @returns {Pt} */
   toImage(evt) {
     const rect = this.frame.getBoundingClientRect();
     const x = ((evt.clientX - rect.left) * this.width) / rect.width;
@@ -249,9 +272,10 @@ export class Stage extends EventTarget {
       f.setPointerCapture(e.pointerId);
       const p = this.toImage(e);
       this.drag = { start: p, last: p };
-      if (this.isPaintTool()) {
-        this.activeMask.snapshot();
-        this.activeMask.line(p, p, this.brushSize, this.tool === "eraser");
+      const layer = this.paintLayer();
+      if (layer) {
+        layer.snapshot();
+        layer.line(p, p, this.brushSize, this.tool === "eraser");
       } else if (this.tool === "move") {
         this.emit("vectorstart", { x: p.x, y: p.y });
       }
@@ -261,20 +285,22 @@ export class Stage extends EventTarget {
       const p = this.toImage(e);
       this.showCursor(p);
       if (!this.drag) return;
-      if (this.isPaintTool()) {
-        this.activeMask.line(this.drag.last, p, this.brushSize, this.tool === "eraser");
+      const layer = this.paintLayer();
+      if (layer) {
+        layer.line(this.drag.last, p, this.brushSize, this.tool === "eraser");
       } else if (this.tool === "move") {
         this.emit("vector", { dx: p.x - this.drag.start.x, dy: p.y - this.drag.start.y });
       }
       this.drag.last = p;
     });
-    const end = (e) => {
+    const end = (/** @type {PointerEvent} */ e) => {
       if (!this.drag) return;
       const p = this.toImage(e);
       const start = this.drag.start;
       this.drag = null;
-      if (this.isPaintTool()) {
-        this.activeMask.changed();
+      const layer = this.paintLayer();
+      if (layer) {
+        layer.changed();
       } else if (this.tool === "move") {
         this.emit("vectorend", { dx: p.x - start.x, dy: p.y - start.y });
       } else if (this.tool === "points") {
@@ -290,28 +316,32 @@ export class Stage extends EventTarget {
     });
   }
 
-  isPaintTool() {
-    return (this.tool === "brush" || this.tool === "eraser") && this.activeMask;
+  /** The mask the brush or eraser paints on, or null with another tool. */
+  paintLayer() {
+    return this.tool === "brush" || this.tool === "eraser" ? this.activeMask : null;
   }
 
+  /** @param {Pt} p */
   showCursor(p) {
-    if (!this.isPaintTool()) return;
+    if (!this.paintLayer()) return;
     this.cursor.style.display = "";
-    this.cursor.setAttribute("cx", p.x);
-    this.cursor.setAttribute("cy", p.y);
-    this.cursor.setAttribute("r", this.brushSize / 2);
-    this.cursor.setAttribute("stroke-width", 1.5 * this.unit);
+    this.cursor.setAttribute("cx", String(p.x));
+    this.cursor.setAttribute("cy", String(p.y));
+    this.cursor.setAttribute("r", String(this.brushSize / 2));
+    this.cursor.setAttribute("stroke-width", String(1.5 * this.unit));
   }
 
+  /** @param {string} type @param {object} detail */
   emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
   clearGhost() {
-    this.ghost.getContext("2d").clearRect(0, 0, this.ghost.width, this.ghost.height);
+    /** @type {CanvasRenderingContext2D} */ (this.ghost.getContext("2d")).clearRect(0, 0, this.ghost.width, this.ghost.height);
   }
 
   // Draw handle → target arrows. pairs: [[x1, y1, x2, y2]]; pending: a handle awaiting its target.
+  /** @param {number[][]} pairs @param {Pt | null} pending */
   drawPoints(pairs, pending) {
     const u = this.unit;
     this.marks.replaceChildren();
@@ -324,6 +354,7 @@ export class Stage extends EventTarget {
   }
 
   // One vector arrow from (x, y) by (dx, dy), used for the move and paste offsets.
+  /** @param {number} x @param {number} y @param {number} dx @param {number} dy */
   drawVector(x, y, dx, dy) {
     this.marks.replaceChildren();
     if (dx === 0 && dy === 0) return;
@@ -331,45 +362,54 @@ export class Stage extends EventTarget {
   }
 }
 
+/** @param {string} tag @param {string} cls @returns {HTMLElement} */
 function el(tag, cls) {
   const e = document.createElement(tag);
   e.className = cls;
   return e;
 }
 
+/** @param {number} v @param {number} lo @param {number} hi */
 function clamp(v, lo, hi) {
   return Math.min(hi, Math.max(lo, v));
 }
 
+/** @param {number} x @param {number} y @param {number} r @param {string} cls */
 function dot(x, y, r, cls) {
   const c = document.createElementNS(SVG_NS, "circle");
-  c.setAttribute("cx", x);
-  c.setAttribute("cy", y);
-  c.setAttribute("r", r);
+  c.setAttribute("cx", String(x));
+  c.setAttribute("cy", String(y));
+  c.setAttribute("r", String(r));
   c.setAttribute("class", cls);
   return c;
 }
 
+/** @param {number} x @param {number} y @param {string} text @param {number} u image pixels per CSS pixel */
 function label(x, y, text, u) {
   const t = document.createElementNS(SVG_NS, "text");
-  t.setAttribute("x", x);
-  t.setAttribute("y", y);
-  t.setAttribute("font-size", 13 * u);
+  t.setAttribute("x", String(x));
+  t.setAttribute("y", String(y));
+  t.setAttribute("font-size", String(13 * u));
   t.setAttribute("class", "point-label");
   t.textContent = text;
   return t;
 }
 
+/**
+ * @param {number} x1 @param {number} y1 @param {number} x2 @param {number} y2
+ * @param {number} u image pixels per CSS pixel
+ * @param {string} cls
+ */
 function arrow(x1, y1, x2, y2, u, cls) {
   const g = document.createElementNS(SVG_NS, "g");
   g.setAttribute("class", cls);
   const len = Math.hypot(x2 - x1, y2 - y1);
   const line = document.createElementNS(SVG_NS, "line");
-  line.setAttribute("x1", x1);
-  line.setAttribute("y1", y1);
-  line.setAttribute("x2", x2);
-  line.setAttribute("y2", y2);
-  line.setAttribute("stroke-width", 2.5 * u);
+  line.setAttribute("x1", String(x1));
+  line.setAttribute("y1", String(y1));
+  line.setAttribute("x2", String(x2));
+  line.setAttribute("y2", String(y2));
+  line.setAttribute("stroke-width", String(2.5 * u));
   g.append(line);
   if (len > 0) {
     // Arrow head: a small triangle at the target, pointing along the line.

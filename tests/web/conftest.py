@@ -50,6 +50,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIFFEDITOR_") and k != "REDIS_URL"}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
+    # The checkout under test serves the page, not whichever one the environment installed in
+    # editable mode (another worktree's `service/static` would be tested instead).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     log_path = workdir / "serve.log"
     exe = Path(sys.executable).with_name("diffeditor")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "diffeditor"]
@@ -75,6 +78,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             if time.monotonic() > deadline:
                 pytest.fail(f"`diffeditor serve` not ready after {SERVER_START_TIMEOUT_S} s:\n{_log_tail(log_path)}")
             time.sleep(0.5)
+        served = httpx.get(f"{base}/static/app.js", timeout=10).text
+        if served != (REPO / "service" / "static" / "app.js").read_text():
+            pytest.fail(f"`diffeditor serve` serves another checkout's page, not {REPO}'s")
         yield base
     finally:
         stop_process(proc, timeout=30)

@@ -211,6 +211,28 @@ def test_elapsed_time_ticks_and_the_eta_shows(page: Page) -> None:
     expect(clock).to_have_text("")
 
 
+def test_a_status_read_again_is_not_read_out_again(page: Page) -> None:
+    """The page re-renders at every poll and every second; a live region keeps its text node
+    while its words stay the same, so a screen reader does not repeat them."""
+    fake = FakeJobs(page)
+    open_editor(page)
+    upload_image(page, make_png())
+    job_id = _submit_fake(page, fake)
+    fake.set(job_id, "running", started_at=iso(5), progress=RUNNING_12_OF_50)
+    expect(page.locator("#job-status")).to_have_text("Sampling: step 12 of 50")
+    page.evaluate(
+        """() => {
+        window.__liveWrites = [];
+        for (const el of document.querySelectorAll('[role=status], [role=alert], [aria-live]'))
+            new MutationObserver(() => window.__liveWrites.push(el.id))
+                .observe(el, {childList: true, characterData: true, subtree: true});
+    }"""
+    )
+    page.wait_for_timeout(2_000)  # about five polls answered with the same record, two clock ticks
+    assert page.evaluate("() => window.__liveWrites") == []
+    expect(page.locator("#job-time")).to_contain_text("elapsed")
+
+
 def test_scale_slider_is_centred_on_one_and_sends_the_factor(page: Page, server: str) -> None:
     tasks = httpx.get(f"{server}/v1/tasks", timeout=10).json()["tasks"]
     scale = next(t for t in tasks if t["name"] == "move")["params_schema"]["properties"]["scale"]
