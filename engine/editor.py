@@ -32,7 +32,8 @@ from engine.preprocess import resize_image, to_image, to_tensor, vae_decode, vae
 from engine.requests import EditRequest, EditResult, EditStats
 from engine.sampler import AlphaTable, ddim_step, sample
 from engine.schedule import StepPlan, build_schedule, ddim_timesteps
-from engine.tasks import TaskContext, TaskPlan, prepare
+from engine.tasks import prepare
+from engine.tasks.plan import TaskContext, TaskPlan
 
 log = logging.getLogger(__name__)
 

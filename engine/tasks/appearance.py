@@ -8,7 +8,7 @@ from PIL import Image
 from engine.energies import PairRegions, appearance_energy
 from engine.preprocess import down, mask_tensor, resize_image, resize_mask
 from engine.requests import AppearanceRequest
-from engine.tasks import Levels, TaskContext, TaskPlan, flat, indices
+from engine.tasks.plan import Levels, TaskContext, TaskPlan, flat, indices
 
 LAMBDA = 0.04
 

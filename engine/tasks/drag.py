@@ -7,7 +7,7 @@ import torch
 from engine.energies import PointRegions, drag_energy
 from engine.preprocess import down, mask_tensor, resize_image, resize_mask
 from engine.requests import DragRequest
-from engine.tasks import Levels, TaskContext, TaskPlan, flat, indices
+from engine.tasks.plan import Levels, TaskContext, TaskPlan, flat, indices
 
 LAMBDA = 0.04
 

@@ -19,7 +19,7 @@ from engine.preprocess import (
     transform_index,
 )
 from engine.requests import MoveRequest
-from engine.tasks import Levels, TaskContext, TaskPlan, flat, indices
+from engine.tasks.plan import Levels, TaskContext, TaskPlan, flat, indices
 
 LAMBDA = 0.08  # §5.3: move's multiplier differs from the other tasks'
 

@@ -18,7 +18,7 @@ from engine.preprocess import (
     transform_index,
 )
 from engine.requests import PasteRequest
-from engine.tasks import Levels, TaskContext, TaskPlan, flat, indices
+from engine.tasks.plan import Levels, TaskContext, TaskPlan, flat, indices
 
 LAMBDA = 0.04
 
