@@ -31,6 +31,7 @@ _EXPORTS = {
     "InvalidInput": "engine.errors",
     "ModelLoadError": "engine.errors",
     "Canceled": "engine.errors",
+    "NonFiniteLatent": "engine.errors",
 }
 
 __all__ = sorted(_EXPORTS)

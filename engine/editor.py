@@ -23,7 +23,7 @@ from PIL import Image
 from engine import budget
 from engine.attention import AttentionControl, composite_indices, install_processors
 from engine.cost import CostMeter, CostTable
-from engine.errors import Canceled, InvalidInput
+from engine.errors import Canceled, InvalidInput, NonFiniteLatent
 from engine.features import decoder_features, on_grid
 from engine.inversion import Inversion, InversionCache, invert
 from engine.kv_offload import KvPrefetch, to_host
@@ -272,6 +272,11 @@ class Editor:
         lap("sampling")
 
         # 5. Decode (§10) and back to the input size (docs/deviations.md).
+        if not torch.isfinite(z).all():  # decoded, NaN comes back as a black image
+            raise NonFiniteLatent(
+                "the sampled latent has NaN or infinite values, so no image was decoded; "
+                "a lower guidance_strength or another seed may avoid it"
+            )
         step("decode", 0, 1)
         image = to_image(vae_decode(self.models.vae, z))
         image = resize_image(image, request.image.size)

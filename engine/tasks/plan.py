@@ -3,11 +3,15 @@ editor (`TaskPlan`), and the small helpers every task uses on the guidance grid.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from PIL import Image
+
+from engine.errors import InvalidInput
+from engine.preprocess import down
 
 Levels = list[torch.Tensor]
 Energy = Callable[[Levels, Levels], tuple[torch.Tensor, torch.Tensor | None]]
@@ -70,3 +74,20 @@ def flat(levels: Levels, row: int = 0) -> list[torch.Tensor]:
 def indices(mask: torch.Tensor) -> torch.Tensor:
     """Raster-order flat indices of a bool (Hg, Wg) mask."""
     return mask.flatten().nonzero().flatten()
+
+
+def user_region(field: str, mask: torch.Tensor, ctx: TaskContext, owner_size: tuple[int, int]) -> torch.Tensor:
+    """A user's working-size mask ↓ to the guidance grid, refused on `field` when it covers no grid
+    pixel there (a mask 1 px wide in a 256-px image, say): every energy term over it would be a
+    mean over nothing, NaN, whose gradient turns the whole latent to NaN. `owner_size` is the
+    size of the image the mask was drawn on, so that the message gives a width in its pixels."""
+    g = down(mask, ctx.grid)
+    if not g.any():
+        (w, h), (gh, gw) = ctx.size, ctx.grid
+        px = math.ceil(4 * max(owner_size[0] / w, owner_size[1] / h))
+        raise InvalidInput(
+            field,
+            f"covers no pixel of the {gw}x{gh} guidance grid of the {w}x{h} working size (too thin or too "
+            f"small); draw it at least {px} px wide, or raise max_resolution",
+        )
+    return g

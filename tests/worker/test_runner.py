@@ -15,7 +15,7 @@ from redis import Redis
 from rq.job import Job
 from rq.registry import CanceledJobRegistry
 
-from engine.errors import EngineError, InvalidInput, ModelLoadError
+from engine.errors import EngineError, InvalidInput, ModelLoadError, NonFiniteLatent
 from service import jobs
 from service.settings import Settings
 from service.store import LocalStore
@@ -136,6 +136,7 @@ def _raiser(exc: BaseException, at: int = 1) -> Callable[[int], None]:
         (torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), "out_of_memory", None),
         (ModelLoadError("unet weights missing"), "model_load_error", None),
         (EngineError("the sampler diverged"), "engine_error", None),
+        (NonFiniteLatent("the sampled latent has NaN values, so no image was decoded"), "non_finite_latent", None),
         (RuntimeError("boom: secret internals"), "internal_error", None),
     ],
 )
