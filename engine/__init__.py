@@ -25,7 +25,7 @@ _EXPORTS = {
     "AppearanceRequest": "engine.requests",
     "PasteRequest": "engine.requests",
     "request_from_files": "engine.requests",
-    "Models": "engine.models",
+    "Models": "engine.components",
     "load_models": "engine.models",
     "EngineError": "engine.errors",
     "InvalidInput": "engine.errors",

@@ -22,12 +22,12 @@ from PIL import Image
 
 from engine import budget
 from engine.attention import AttentionControl, composite_indices, install_processors
+from engine.components import Models
 from engine.cost import CostMeter, CostTable
 from engine.errors import Canceled, InvalidInput, NonFiniteLatent
 from engine.features import decoder_features, on_grid
 from engine.inversion import Inversion, InversionCache, invert
 from engine.kv_offload import KvPrefetch, to_host
-from engine.models import Models
 from engine.preprocess import resize_image, to_image, to_tensor, vae_decode, vae_encode, working_size
 from engine.requests import EditRequest, EditResult, EditStats
 from engine.sampler import AlphaTable, ddim_step, sample

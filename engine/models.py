@@ -29,13 +29,13 @@ import json
 import logging
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
 from torch import nn
 
+from engine.components import Models
 from engine.download import (
     IMAGE_ENCODER_FILES,
     IMAGE_ENCODER_REPO,
@@ -48,45 +48,11 @@ from engine.download import (
 )
 from engine.errors import ModelLoadError
 from engine.image_prompt import load_image_prompt
-from engine.model_sets import SD15_CONFIG_DIR, read_marker
+from engine.model_sets import read_marker
 from engine.random_model import RANDOM_SPEC
+from engine.sd15 import SD15_CONFIG_DIR, SD15_CROSS_ATTENTION_DIM
 from engine.shapes_model import DEMO_SPEC
 
-
-@dataclass
-class Models:
-    """Everything the editor needs, loaded once and shared by every edit (read-only)."""
-
-    unet: nn.Module  # diffusers UNet2DConditionModel, eval, requires_grad False
-    vae: nn.Module  # diffusers AutoencoderKL
-    text_encoder: nn.Module  # transformers CLIPTextModel
-    tokenizer: object  # transformers CLIPTokenizer
-    scheduler: object  # diffusers DDIMScheduler (SD1.5 config); only its tables are used
-    image_encoder: nn.Module | None  # transformers CLIPVisionModelWithProjection
-    image_proj: nn.Module | None  # the Resampler (diffusers IPAdapterPlusImageProjection)
-    # attn2 processor name (key of unet.attn_processors) -> (to_k_ip, to_v_ip) Linear layers
-    ip_layers: dict[str, tuple[nn.Linear, nn.Linear]] | None
-    device: torch.device
-    dtype: torch.dtype
-    model_id: str  # stable identity of the weights, part of the inversion-cache key
-    is_demo: bool  # a project-built model (the shapes-world demo or the tiny random one), not real weights
-    random_weights: bool = False  # the tiny random model: outputs prove the machinery, never quality
-    trained_resolution: int | None = None  # a project-built model's training size (its marker's "resolution")
-
-    def default_resolution(self) -> int:
-        """The working size of an edit that names no `max_resolution`: a project-built model's own
-        training size (the demo model does not edit far from it); for real weights the authors'
-        768 on a GPU, SD1.5's native 512 on a CPU, where 768 takes minutes per edit."""
-        if self.trained_resolution is not None:
-            return self.trained_resolution
-        return GPU_DEFAULT_RESOLUTION if self.device.type == "cuda" else CPU_DEFAULT_RESOLUTION
-
-
-GPU_DEFAULT_RESOLUTION = 768  # the authors' UI default (§11.3)
-CPU_DEFAULT_RESOLUTION = 512
-
-
-SD15_CROSS_ATTENTION_DIM = 768
 IMAGE_PROMPT_NAMES = ("ip_sd15_64.bin", "ip_sd15_64.safetensors")
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 MIN_VOCAB = 258  # the 256 byte-level tokens and two specials: less means no vocabulary was read
