@@ -422,8 +422,12 @@ def _load_image_encoder(folder: Path) -> nn.Module:
 
 
 def _fingerprint(paths: list[Path], root: Path | None = None) -> str:
-    """A cheap identity of weight files: names, sizes and modification times (contents are not hashed).
+    """An identity of weight files: names, sizes, modification times and a SHA-256 of their
+    contents, so that weights replaced in place with the same size and mtime (a copy that keeps
+    times, a restored backup) still get a new identity and no stale inversion-cache hit.
 
+    Hashing reads every byte once, at load time: under 0.1 s for the 25 MB demo folder; at the
+    0.7 GB/s measured on one core, about 7 s for SD1.5 with its image encoder (docs/operations.md).
     Folders are walked following symlinks; huggingface_hub's `.cache` bookkeeping is skipped.
     """
     files: list[Path] = []
@@ -438,5 +442,7 @@ def _fingerprint(paths: list[Path], root: Path | None = None) -> str:
     for file in sorted(files):
         st = file.stat()
         name = file.relative_to(root) if root else file.resolve()
-        digest.update(f"{name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+        with file.open("rb") as f:
+            content = hashlib.file_digest(f, "sha256").hexdigest()
+        digest.update(f"{name}:{st.st_size}:{st.st_mtime_ns}:{content}\n".encode())
     return digest.hexdigest()[:16]
