@@ -121,8 +121,8 @@ def build_sd15_random(device: torch.device, dtype: torch.dtype, image_prompt: bo
 
     from engine import tokenizer as offline_tokenizer
     from engine.image_prompt import image_prompt_shapes, ip_adapter_shapes, load_image_prompt
-    from engine.model_sets import SD15_CONFIG_DIR
     from engine.random_model import _random_state
+    from engine.sd15 import SD15_CONFIG_DIR
 
     torch.manual_seed(seed)
     default_dtype = torch.get_default_dtype()

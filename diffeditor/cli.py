@@ -1,6 +1,7 @@
 """The one console script `diffeditor`. It dispatches lazily, so `serve` with REDIS_URL set (the
 API-only image) never imports torch: `edit`, `demo-model`, `models` go to the engine, `worker` to
-the worker, `serve` to the service."""
+the worker, `serve` to `diffeditor.serve`: the service's API alone, or in embedded mode (no
+REDIS_URL) the API with an in-process worker."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return worker_main(rest)
     if command == "serve":
-        from service.serve import main as serve_main
+        from diffeditor.serve import main as serve_main
 
         return serve_main(rest)
     print(f"diffeditor: unknown command {command!r}\n\n{USAGE}", file=sys.stderr, end="")

@@ -25,12 +25,13 @@ _EXPORTS = {
     "AppearanceRequest": "engine.requests",
     "PasteRequest": "engine.requests",
     "request_from_files": "engine.requests",
-    "Models": "engine.models",
+    "Models": "engine.components",
     "load_models": "engine.models",
     "EngineError": "engine.errors",
     "InvalidInput": "engine.errors",
     "ModelLoadError": "engine.errors",
     "Canceled": "engine.errors",
+    "NonFiniteLatent": "engine.errors",
 }
 
 __all__ = sorted(_EXPORTS)

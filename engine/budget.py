@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from engine.features import FEATURE_BLOCKS, decoder_features
-from engine.tasks import TaskContext
+from engine.tasks.plan import TaskContext
 
 MARGIN = 1.25  # the caching allocator's fragmentation and the estimate's own error
 ENERGY_COPIES = 2  # the energies' intermediates at the grid, per compared map (cosines, masks)

@@ -24,17 +24,18 @@ from torch import nn
 from engine import budget
 from engine.attention import AttentionControl, CompositeIndex, composite_indices, install_processors, step_kv
 from engine.compiled import CompileMode, begin_step, compile_unet
+from engine.components import Models
 from engine.cost import CostMeter, CostTable
-from engine.errors import Canceled, InvalidInput
+from engine.errors import Canceled, InvalidInput, NonFiniteLatent
 from engine.features import decoder_features, on_grid
 from engine.inversion import Inversion, InversionCache, invert
 from engine.kv_offload import KvPrefetch, to_host
-from engine.models import Models
 from engine.preprocess import resize_image, to_image, to_tensor, vae_decode, vae_encode, working_size
 from engine.requests import EditRequest, EditResult, EditStats
 from engine.sampler import AlphaTable, ddim_step, sample
 from engine.schedule import StepPlan, build_schedule, ddim_timesteps
-from engine.tasks import TaskContext, TaskPlan, prepare
+from engine.tasks import prepare
+from engine.tasks.plan import TaskContext, TaskPlan
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +284,11 @@ class Editor:
         lap("sampling")
 
         # 5. Decode (§10) and back to the input size (docs/deviations.md).
+        if not torch.isfinite(z).all():  # decoded, NaN comes back as a black image
+            raise NonFiniteLatent(
+                "the sampled latent has NaN or infinite values, so no image was decoded; "
+                "a lower guidance_strength or another seed may avoid it"
+            )
         step("decode", 0, 1)
         image = to_image(vae_decode(self.models.vae, z))
         image = resize_image(image, request.image.size)

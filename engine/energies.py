@@ -98,7 +98,10 @@ class PairRegions:
 
 
 def _background_energy(cur: Levels, base: Levels, background: torch.Tensor, w_content: float) -> torch.Tensor:
-    """The cross-image content term: the base background keeps its features (§8.4, §8.5)."""
+    """The cross-image content term: the base background keeps its features (§8.4, §8.5). An object
+    that covers the whole grid leaves no background: the term is left out (a constant zero)."""
+    if not background.numel():
+        return cur[0].new_zeros(())
     return sum(phi(w_content, shat(c[:, background], fb[:, background]).mean()) for c, fb in zip(cur, base))
 
 

@@ -30,3 +30,10 @@ class Canceled(EngineError):
     """The caller's cancellation check returned true between two steps."""
 
     code = "canceled"
+
+
+class NonFiniteLatent(EngineError):
+    """The sampled latent holds NaN or infinite values, so no image is decoded from it (it would come
+    back black or as noise)."""
+
+    code = "non_finite_latent"

@@ -22,7 +22,7 @@ from torch import nn
 from engine.errors import ModelLoadError
 
 if TYPE_CHECKING:
-    from engine.models import Models
+    from engine.components import Models
 
 RESAMPLER_QUERIES = 64  # the checkpoint's name says it: ip_sd15_64
 RESAMPLER_DEPTH = 4

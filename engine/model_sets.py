@@ -1,17 +1,13 @@
-"""What every model-set folder the project builds shares: SD1.5's architecture configs, the
-`model_index.json` diffusers reads, and the marker file that says which project-built model a
-folder holds (the trained shapes-world demo model or the tiny random test model)."""
+"""What every model-set folder the project builds shares (beside SD1.5's architecture, in
+`engine.sd15`): the `model_index.json` diffusers reads, and the marker file that says which
+project-built model a folder holds (the trained shapes-world demo model or the tiny random test
+model)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-SD15_CONFIG_DIR = Path(__file__).parent / "configs" / "sd15"
-# SD1.5's UNet block layout, which every project-built UNet keeps so that the engine's hooks apply:
-# three cross-attention down blocks and a plain one, mirrored up (§5.1: up_blocks[1], [2] guide).
-SD15_DOWN_BLOCKS = ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D")
-SD15_UP_BLOCKS = ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D")
 MARKER = "demo_model.json"  # {"name", "version", "seed", "random_weights", "resolution"?}; absent in real weights
 
 

@@ -24,14 +24,15 @@ from torch import nn
 
 from engine import tokenizer as bpe
 from engine.image_prompt import image_prompt_shapes, ip_adapter_shapes
-from engine.model_sets import MARKER, SD15_CONFIG_DIR, SD15_DOWN_BLOCKS, SD15_UP_BLOCKS, model_index, read_marker
+from engine.model_sets import MARKER, model_index, read_marker
+from engine.sd15 import SD15_CONFIG_DIR, SD15_CROSS_ATTENTION_DIM, SD15_DOWN_BLOCKS, SD15_UP_BLOCKS
 
 RANDOM_VERSION = 1
 RANDOM_SPEC = "tiny-random"  # load_models("tiny-random"): built into the cache on first use
 RANDOM_CACHE_SUBDIR = f"tiny-random-v{RANDOM_VERSION}"
 MARKER_NAME = "diffeditor-tiny-random"
 
-CROSS_ATTENTION_DIM = 768  # SD1.5's text width: the same architecture checks apply to it and real weights
+CROSS_ATTENTION_DIM = SD15_CROSS_ATTENTION_DIM  # the same architecture checks apply to it and real weights
 UNET_CONFIG: dict = {
     "sample_size": 64,
     "in_channels": 4,

@@ -205,7 +205,8 @@ class EditStats:
 
 @dataclass
 class EditResult:
-    """The edited image at the working size, the seed used and per-stage statistics."""
+    """The edited image at the input image's size (the edit runs at `stats.working_size` and is resized
+    back, docs/deviations.md), the seed used and per-stage statistics."""
 
     image: Image.Image
     seed: int

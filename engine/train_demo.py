@@ -41,7 +41,8 @@ from diffeditor import world
 from engine import tokenizer as bpe
 from engine.attention import AttentionControl, install_processors
 from engine.image_prompt import cross_attention_layers, image_prompt_shapes
-from engine.model_sets import MARKER, SD15_DOWN_BLOCKS, SD15_UP_BLOCKS
+from engine.model_sets import MARKER
+from engine.sd15 import SD15_CONFIG_DIR, SD15_DOWN_BLOCKS, SD15_UP_BLOCKS
 from engine.shapes_model import MARKER_NAME
 
 CROSS_ATTENTION_DIM = 768  # SD1.5's text width: the engine's architecture checks apply unchanged
@@ -487,7 +488,7 @@ def export(cfg: TrainConfig, out: Path, vae: nn.Module, trained: dict, scaling: 
     from diffusers import DDIMScheduler
     from safetensors.torch import save_file
 
-    from engine.model_sets import SD15_CONFIG_DIR, model_index
+    from engine.model_sets import model_index
 
     model = out / "model"
     if model.exists():

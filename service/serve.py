@@ -1,23 +1,16 @@
-"""`diffeditor serve [--host H] [--port P] [--model SPEC] ...`: the HTTP API under uvicorn.
-
-With REDIS_URL set, this is the API only (workers run as `diffeditor worker`), and torch is
-never imported. Without it, embedded mode: an in-process Redis (fakeredis), the API in a server
-thread and ONE worker in the main thread (so RQ's SIGTERM/SIGINT warm shutdown and its SIGALRM
-job timeout work as in a real worker), on the model from settings or the demo model, with the
-store in settings.data_dir (./data). Stop it with Ctrl+C: the current edit finishes first.
+"""`diffeditor serve` with REDIS_URL set: the HTTP API alone under uvicorn (workers run as
+`diffeditor worker`); torch is never imported. Its command line is parsed here; without REDIS_URL
+the CLI's `serve` runs embedded mode instead (`diffeditor.serve`), which starts a worker too.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
 import sys
-import threading
-from typing import Any
 
-from service.settings import Settings, add_cli_options, settings_from_args
+from service.settings import Settings, add_cli_options
 
 log = logging.getLogger("diffeditor.serve")
 
@@ -33,23 +26,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+def configure_logging() -> None:
     level = os.environ.get("DIFFEDITOR_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    settings = settings_from_args(args, "diffeditor serve")
-    if settings.redis_url:
-        return serve_api(settings, args.host, args.port)
-    missing = [m for m in ("fakeredis", "torch") if importlib.util.find_spec(m) is None]
-    if missing:  # the slim API image has neither: it needs a real queue and separate workers
-        print(
-            f"diffeditor serve: REDIS_URL is not set, and embedded mode needs {' and '.join(missing)}, "
-            "which this installation lacks (the API image). Set REDIS_URL=redis://HOST:6379/0 and run "
-            "workers with `diffeditor worker`, or install the engine: pip install '.[engine,embedded]'.",
-            file=sys.stderr,
-        )
-        return 2
-    return serve_embedded(settings, args.host, args.port)
 
 
 def serve_api(settings: Settings, host: str, port: int) -> int:
@@ -60,37 +39,3 @@ def serve_api(settings: Settings, host: str, port: int) -> int:
     log.info("API only, queue %r; run workers with `diffeditor worker`", settings.queue_name)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=True)
     return 0
-
-
-def serve_embedded(settings: Settings, host: str, port: int, editor: Any | None = None) -> int:
-    """API + one worker in this process on fakeredis. `editor` replaces the model (tests only)."""
-    import fakeredis
-    import uvicorn
-
-    from service.app import create_app
-
-    server = fakeredis.FakeServer()
-    api_redis = fakeredis.FakeRedis(server=server)
-    worker_redis = fakeredis.FakeRedis(server=server)
-    log.warning(
-        "EMBEDDED MODE (REDIS_URL is not set): in-process queue and one in-process worker on %s; "
-        "store in %s. Jobs do not survive a restart. For production set REDIS_URL and run `diffeditor worker`.",
-        settings.model or "the demo model (trained on a shapes world; load SD1.5 for photographs)",
-        settings.data_dir.resolve(),
-    )
-    http = uvicorn.Server(uvicorn.Config(create_app(settings, redis=api_redis), host=host, port=port, log_level="info"))
-    thread = threading.Thread(target=http.run, name="diffeditor-http", daemon=True)
-    thread.start()  # /healthz answers at once; /readyz turns true once the worker is warm
-    try:
-        from worker.runtime import build_runtime, run_worker  # torch loads here, in embedded mode only
-
-        runtime = build_runtime(settings, worker_redis, "embedded", editor=editor)
-        if not thread.is_alive():
-            log.error("the HTTP server did not start (is port %d free?)", port)
-            return 1
-        return run_worker(runtime)
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        http.should_exit = True
-        thread.join(timeout=10)

@@ -8,7 +8,7 @@ from PIL import Image
 from engine.energies import PairRegions, appearance_energy
 from engine.preprocess import down, mask_tensor, resize_image, resize_mask
 from engine.requests import AppearanceRequest
-from engine.tasks import Levels, TaskContext, TaskPlan, flat, indices
+from engine.tasks.plan import Levels, TaskContext, TaskPlan, flat, indices, user_region
 
 LAMBDA = 0.04
 
@@ -20,8 +20,11 @@ def prepare(req: AppearanceRequest, ctx: TaskContext) -> TaskPlan:
     reference = resize_image(req.reference, ctx.size, Image.BICUBIC)
     m_b = mask_tensor(resize_mask(req.mask, ctx.size), ctx.device)
     m_r = mask_tensor(resize_mask(req.reference_mask, ctx.size), ctx.device)
-    obj_g = down(m_b, ctx.grid)
-    regions = PairRegions(background=indices(~obj_g), obj=indices(obj_g), ref_obj=indices(down(m_r, ctx.grid)))
+    # Both object terms are means over the masks on G: each must cover a grid pixel. The background
+    # (empty when the object covers everything) is left out when empty (energies._background_energy).
+    obj_g = user_region("mask", m_b, ctx, req.image.size)
+    ref_g = user_region("reference_mask", m_r, ctx, req.reference.size)
+    regions = PairRegions(background=indices(~obj_g), obj=indices(obj_g), ref_obj=indices(ref_g))
 
     def energy(cur: Levels, ref: Levels) -> tuple[torch.Tensor, torch.Tensor]:
         return appearance_energy(flat(cur), flat(ref, 0), flat(ref, 1), regions, p.w_edit, p.w_content)

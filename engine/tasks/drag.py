@@ -7,7 +7,7 @@ import torch
 from engine.energies import PointRegions, drag_energy
 from engine.preprocess import down, mask_tensor, resize_image, resize_mask
 from engine.requests import DragRequest
-from engine.tasks import Levels, TaskContext, TaskPlan, flat, indices
+from engine.tasks.plan import Levels, TaskContext, TaskPlan, flat, indices, user_region
 
 LAMBDA = 0.04
 
@@ -58,7 +58,9 @@ def prepare(req: DragRequest, ctx: TaskContext) -> TaskPlan:
     image = resize_image(req.image, ctx.size)
     region = mask_tensor(resize_mask(req.mask, ctx.size), ctx.device)
     pts = grid_points(p.points, ctx)
-    regions = point_regions(pts, ctx, ~down(region, ctx.grid))
+    # The editable region must reach G, or nothing is editable; its complement (the content term)
+    # may be empty and is then left out.
+    regions = point_regions(pts, ctx, ~user_region("mask", region, ctx, req.image.size))
 
     def energy(cur: Levels, ref: Levels) -> tuple[torch.Tensor, torch.Tensor | None]:
         return drag_energy(flat(cur), flat(ref), regions, p.w_edit, p.w_content, p.w_inpaint)

@@ -8,8 +8,8 @@ import torch
 from engine.energies import drag_energy
 from engine.preprocess import resize_image
 from engine.requests import LandmarkRequest
-from engine.tasks import Levels, TaskContext, TaskPlan, flat
 from engine.tasks.drag import grid_points, point_regions
+from engine.tasks.plan import Levels, TaskContext, TaskPlan, flat
 
 LAMBDA = 0.04
 

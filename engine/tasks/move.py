@@ -19,7 +19,7 @@ from engine.preprocess import (
     transform_index,
 )
 from engine.requests import MoveRequest
-from engine.tasks import Levels, TaskContext, TaskPlan, flat, indices
+from engine.tasks.plan import Levels, TaskContext, TaskPlan, flat, indices, user_region
 
 LAMBDA = 0.08  # §5.3: move's multiplier differs from the other tasks'
 
@@ -37,6 +37,11 @@ def prepare(req: MoveRequest, ctx: TaskContext) -> TaskPlan:
     canvas = scaled_size(grid, r)
     m_org = down(obj, grid)
     m_tar = down(obj, canvas)
+    # The edit term is a mean over the object's pixels on the r-scaled G, so they must exist; the
+    # vacated, background and inpainting terms are left out when empty.
+    if not m_tar.any():
+        user_region("mask", obj, ctx, req.image.size)  # a mask too thin for G is named …
+        raise InvalidInput("scale", f"{r:g} shrinks the object below one pixel of the guidance grid")  # … else r
     m_cur = crop_or_pad(shift(m_tar, gdy, gdx), grid)
     if not m_cur.any():
         raise InvalidInput("offset", "moves the object wholly outside the image")
@@ -45,7 +50,7 @@ def prepare(req: MoveRequest, ctx: TaskContext) -> TaskPlan:
     src = pair_map.flatten()[dst] - 1
     other = ~(m_cur | m_org)
     region = (
-        down(mask_tensor(resize_mask(req.region_mask, ctx.size), ctx.device), grid)
+        user_region("region_mask", mask_tensor(resize_mask(req.region_mask, ctx.size), ctx.device), ctx, req.image.size)
         if req.region_mask is not None
         else other
     )

@@ -18,7 +18,7 @@ from engine.preprocess import (
     transform_index,
 )
 from engine.requests import PasteRequest
-from engine.tasks import Levels, TaskContext, TaskPlan, flat, indices
+from engine.tasks.plan import Levels, TaskContext, TaskPlan, flat, indices, user_region
 
 LAMBDA = 0.04
 
@@ -39,17 +39,23 @@ def prepare(req: PasteRequest, ctx: TaskContext) -> TaskPlan:
     base = resize_image(req.image, ctx.size)
     reference = resize_image(req.reference, ctx.size, Image.BICUBIC)
     m_r = mask_tensor(resize_mask(req.reference_mask, ctx.size), ctx.device)
+    unscaled = m_r
     reference, m_r = scale_reference(reference, m_r, p.scale)
+    # The edit term is a mean over the pasted object's pixels on G, so they must exist; the
+    # background term is left out when empty.
+    if not down(m_r, ctx.grid).any():
+        user_region("reference_mask", unscaled, ctx, req.reference.size)  # a mask too thin for G is named …
+        raise InvalidInput("scale", f"{p.scale:g} shrinks the object below one pixel of the guidance grid")  # … else r
     sx, sy = ctx.scale
     dxw, dyw = p.offset[0] * sx, p.offset[1] * sy  # s_in applied to every shift (§14.7 fixed)
     m_b = shift(m_r, int(dyw), int(dxw))  # the pasted location, no wrap-around (§14.8 fixed)
     m_bg = down(m_b, ctx.grid)
-    if not m_bg.any():
-        raise InvalidInput("offset", "puts the pasted object wholly outside the image")
     gdy, gdx = int(dyw / 4), int(dxw / 4)
     # Pairing (§8.5.5): pixel p of the pasted location ↔ p − shift on the reference.
     back = transform_index(ctx.grid, gdy, gdx, ctx.grid).to(ctx.device)
     dst = indices(m_bg & (back > 0))
+    if not dst.numel():  # no pasted pixel on G, or none with a source on it: nothing to pair
+        raise InvalidInput("offset", "puts the pasted object wholly outside the image")
     regions = PairRegions(background=indices(~m_bg), obj=dst, ref_obj=back.flatten()[dst] - 1)
 
     def energy(cur: Levels, ref: Levels) -> tuple[torch.Tensor, torch.Tensor]:

@@ -290,7 +290,7 @@ def test_a_768_cross_image_entry_fits_the_default_budget() -> None:
     F_ref at the 20 guided steps) fits the editor's default 8 GiB."""
     from diffusers import UNet2DConditionModel
 
-    from engine.model_sets import SD15_CONFIG_DIR
+    from engine.sd15 import SD15_CONFIG_DIR
 
     with torch.device("meta"):
         unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(SD15_CONFIG_DIR / "unet"))

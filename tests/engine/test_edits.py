@@ -154,10 +154,6 @@ def test_cache_is_bounded(random_models: engine.Models) -> None:
     assert len(small.cache) == 0 and small.cache.nbytes() == 0
 
 
-def test_fp32_cpu_dtype(random_models: engine.Models) -> None:
-    assert random_models.dtype == torch.float32 and random_models.device.type == "cpu"
-
-
 def test_unguided_edit_caches_its_inversion(editor: engine.Editor) -> None:
     editor.cache.clear()
     req = requests()["landmark"]

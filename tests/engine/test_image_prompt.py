@@ -198,7 +198,7 @@ def test_layout_at_sd15_sizes_matches_the_published_checkpoint() -> None:
     from accelerate import init_empty_weights
     from diffusers import UNet2DConditionModel
 
-    from engine.model_sets import SD15_CONFIG_DIR
+    from engine.sd15 import SD15_CONFIG_DIR
 
     with init_empty_weights():
         unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(SD15_CONFIG_DIR / "unet"))

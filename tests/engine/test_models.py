@@ -86,6 +86,36 @@ def test_real_weights_folder_identity_is_stable_and_tracks_file_changes(random_m
     assert load_models(folder, device="cpu", require_image_prompt=False).model_id != first.model_id
 
 
+def _replace_keeping_size_and_mtime(path: Path, data: bytes) -> None:
+    st = path.stat()
+    assert len(data) == st.st_size
+    path.write_bytes(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+
+def test_fingerprint_tracks_contents_replaced_with_the_same_size_and_mtime(tmp_path: Path) -> None:
+    from engine.models import _fingerprint
+
+    weights = tmp_path / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.parent.mkdir()
+    weights.write_bytes(b"\x00" * 4096)
+    before = _fingerprint([tmp_path], root=tmp_path)
+    assert _fingerprint([tmp_path], root=tmp_path) == before
+    _replace_keeping_size_and_mtime(weights, b"\x00" * 2048 + b"\x01" + b"\x00" * 2047)
+    assert _fingerprint([tmp_path], root=tmp_path) != before
+
+
+def test_real_weights_replaced_in_place_get_a_new_identity(random_model_dir: Path, tmp_path: Path) -> None:
+    # The inversion cache is keyed by model_id: a stale id would reuse inversions of the old weights.
+    folder = _linked_copy(random_model_dir, tmp_path / "sd15", skip=("demo_model.json",))
+    notes = folder / "weights-notes.txt"
+    notes.write_text("release A")
+    first = load_models(folder, device="cpu", require_image_prompt=False).model_id
+    _replace_keeping_size_and_mtime(notes, b"release B")
+    assert load_models(folder, device="cpu", require_image_prompt=False).model_id != first
+
+
 def test_missing_folder_names_it_and_the_fix(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-models"
     with pytest.raises(ModelLoadError) as err:
@@ -199,6 +229,36 @@ def test_single_file_that_is_incomplete_is_wrapped(random_model_dir: Path, tmp_p
     path = _one_key_checkpoint(tmp_path / "partial.safetensors", 768)
     with pytest.raises(ModelLoadError, match=r"partial\.safetensors: cannot load it as a Stable Diffusion 1\.5"):
         load_models(path, device="cpu", tokenizer=random_model_dir / "tokenizer", require_image_prompt=False)
+
+
+@pytest.mark.slow
+def test_a_single_file_in_the_original_sd15_layout_loads_with_every_weight(
+    random_model_dir: Path, tmp_path: Path
+) -> None:
+    """SD1.5's architecture with random weights, written as one original-layout (CompVis/LDM)
+    checkpoint and loaded back by `load_models` exactly as a downloaded file would be: every
+    UNet, VAE and text-encoder tensor comes back equal (about 1 min and 7 GB on 2 CPU cores)."""
+    from safetensors import safe_open
+
+    from tests.engine.ldm_checkpoint import sd15_random_parts, to_ldm
+
+    parts = sd15_random_parts()
+    checkpoint, names = to_ldm(parts["unet"], parts["vae"], parts["text_encoder"])
+    path = tmp_path / "sd15-random.safetensors"
+    save_file(checkpoint, str(path))
+    del checkpoint, parts
+
+    models = load_models(path, device="cpu", tokenizer=random_model_dir / "tokenizer", require_image_prompt=False)
+    assert not models.is_demo and models.model_id.startswith(f"file:{path.resolve()}#")
+    assert list(models.unet.config.block_out_channels) == [320, 640, 1280, 1280]  # SD1.5's, not the tiny model's
+    compared = 0
+    with safe_open(str(path), framework="pt") as file:
+        for component in ("unet", "vae", "text_encoder"):
+            for key, loaded in getattr(models, component).state_dict().items():
+                written = file.get_tensor(names[f"{component}.{key}"]).float().reshape(loaded.shape)
+                assert torch.equal(loaded, written), f"{component}.{key}"
+                compared += 1
+        assert compared == len(names) == len(list(file.keys()))
 
 
 def test_folder_with_an_empty_tokenizer_is_refused(random_model_dir: Path, tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,22 +22,6 @@ def test_fifty_step_table_reproduces_section_4() -> None:
     assert [r.i for r in rows if r.kv == "replace"] == list(range(5, 50))
     assert [r.t for r in rows if r.passes == 3] == [541, 501, 461, 421]
     assert all(r.t_prev == r.t - 20 for r in rows)
-
-
-@pytest.mark.parametrize(
-    ("task", "op", "window"),
-    [
-        ("move", "replace", range(5, 50)),
-        ("drag", "concat", range(5, 50)),
-        ("landmark", "concat", range(5, 50)),
-        ("appearance", "composite", range(0, 36)),
-        ("paste", "composite", range(0, 36)),
-    ],
-)
-def test_kv_injection_windows(task: str, op: str, window: range) -> None:
-    rows = build_schedule(task, 50, guidance=True)
-    assert [r.i for r in rows if r.kv] == list(window)
-    assert {r.kv for r in rows if r.kv} == {op}
 
 
 def test_evaluation_counts_at_defaults() -> None:

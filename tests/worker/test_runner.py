@@ -16,7 +16,7 @@ from redis import Redis
 from rq.job import Job
 from rq.registry import CanceledJobRegistry
 
-from engine.errors import EngineError, InvalidInput, ModelLoadError
+from engine.errors import EngineError, InvalidInput, ModelLoadError, NonFiniteLatent
 from service.jobs import lifecycle, outcomes, workers
 from service.jobs.context import SERIALIZER, JobContext
 from service.jobs.ids import new_job_id
@@ -142,6 +142,7 @@ def _raiser(exc: BaseException, at: int = 1) -> Callable[[int], None]:
         (torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), "out_of_memory", None),
         (ModelLoadError("unet weights missing"), "model_load_error", None),
         (EngineError("the sampler diverged"), "engine_error", None),
+        (NonFiniteLatent("the sampled latent has NaN values, so no image was decoded"), "non_finite_latent", None),
         (RuntimeError("boom: secret internals"), "internal_error", None),
     ],
 )
