@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from diffeditor.inputs import offset_outside
 from engine.energies import MoveRegions, move_energy
-from engine.errors import InvalidInput
 from engine.preprocess import (
     crop_or_pad,
     down,
@@ -18,7 +18,7 @@ from engine.preprocess import (
     shift,
     transform_index,
 )
-from engine.requests import MoveRequest
+from engine.requests import MoveRequest, as_invalid_input
 from engine.tasks import Levels, TaskContext, TaskPlan, flat, indices
 
 LAMBDA = 0.08  # §5.3: move's multiplier differs from the other tasks'
@@ -39,7 +39,7 @@ def prepare(req: MoveRequest, ctx: TaskContext) -> TaskPlan:
     m_tar = down(obj, canvas)
     m_cur = crop_or_pad(shift(m_tar, gdy, gdx), grid)
     if not m_cur.any():
-        raise InvalidInput("offset", "moves the object wholly outside the image")
+        raise as_invalid_input(offset_outside("move", p.offset, req.image.size))
     pair_map = transform_index(canvas, gdy, gdx, grid).to(ctx.device)
     dst = indices(m_cur)
     src = pair_map.flatten()[dst] - 1

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from diffeditor.inputs import offset_outside
 from engine.energies import PairRegions, paste_energy
-from engine.errors import InvalidInput
 from engine.preprocess import (
     down,
     mask_tensor,
@@ -17,7 +17,7 @@ from engine.preprocess import (
     shift,
     transform_index,
 )
-from engine.requests import PasteRequest
+from engine.requests import PasteRequest, as_invalid_input
 from engine.tasks import Levels, TaskContext, TaskPlan, flat, indices
 
 LAMBDA = 0.04
@@ -45,7 +45,7 @@ def prepare(req: PasteRequest, ctx: TaskContext) -> TaskPlan:
     m_b = shift(m_r, int(dyw), int(dxw))  # the pasted location, no wrap-around (§14.8 fixed)
     m_bg = down(m_b, ctx.grid)
     if not m_bg.any():
-        raise InvalidInput("offset", "puts the pasted object wholly outside the image")
+        raise as_invalid_input(offset_outside("paste", p.offset, req.image.size))
     gdy, gdx = int(dyw / 4), int(dxw / 4)
     # Pairing (§8.5.5): pixel p of the pasted location ↔ p − shift on the reference.
     back = transform_index(ctx.grid, gdy, gdx, ctx.grid).to(ctx.device)
