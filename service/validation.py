@@ -33,10 +33,10 @@ from diffeditor.inputs import (
 )
 from diffeditor.tasks import CommonParams, field_suggestion, parse_params
 from service.errors import ApiError, validation_error_to_api
+from service.oversized_params import MAX_PARAMS_BYTES, oversized_params
 from service.settings import Settings
 
 FILE_NAMES = INPUT_NAMES  # the file parts this API takes (routers/edits.py reads the multipart by them)
-MAX_PARAMS_BYTES = 256 * 1024
 
 # Pillow warns (rather than raises) between MAX_IMAGE_PIXELS and twice that; we want an error we
 # can answer with 413. The worker only ever opens PNGs this module wrote, so this is harmless there.
@@ -93,7 +93,7 @@ def parse_params_text(text: str | None, settings: Settings) -> CommonParams:
     if text is None:
         raise ApiError(422, "missing_field", "params: the JSON `params` part is required", "params")
     if len(text.encode("utf-8")) > MAX_PARAMS_BYTES:
-        raise ApiError(413, "payload_too_large", f"params: larger than {MAX_PARAMS_BYTES} bytes", "params")
+        raise oversized_params(text)
     try:
         data = json.loads(text, parse_float=_finite_float, parse_constant=_reject_constant)
     except _NonFinite as exc:
