@@ -108,16 +108,20 @@ def _edit_parser() -> argparse.ArgumentParser:
 
 
 def _load_image(name: str, path: str) -> Any:
-    from PIL import Image, UnidentifiedImageError
+    """The file decoded by the same rules as an API upload (`diffeditor.inputs`): format by
+    content, EXIF orientation applied."""
+    from diffeditor.inputs import InputError, open_image
 
     try:
-        with Image.open(path) as im:
-            im.load()
-            return im.copy()
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         _fail(name, f"file {path} does not exist")
-    except (UnidentifiedImageError, OSError) as exc:
-        _fail(name, f"{path} is not a readable PNG/JPEG/WebP image ({exc.__class__.__name__})")
+    except OSError as exc:
+        _fail(name, f"cannot read {path} ({exc.__class__.__name__})")
+    try:
+        return open_image(name, data)
+    except InputError as exc:
+        _fail(name, f"{path}: {exc.message}")
 
 
 def _attach_negative_values(argv: list[str]) -> list[str]:

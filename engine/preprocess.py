@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from engine.requests import mask_array
+from diffeditor.inputs import mask_bits
 
 VAE_SCALE = 0.18215  # SD1.5's; a VAE's own config.scaling_factor takes precedence (the shapes model's differs)
 
@@ -33,7 +33,7 @@ def resize_image(image: Image.Image, size: tuple[int, int], resample: int = Imag
 def resize_mask(mask: Image.Image, size: tuple[int, int]) -> np.ndarray:
     """A user mask at the working size: bilinear resize then midpoint threshold (§8.6; one rule for
     every mask, see docs/deviations.md)."""
-    m = Image.fromarray(mask_array(mask).astype(np.uint8) * 255)
+    m = Image.fromarray(mask_bits(mask).astype(np.uint8) * 255)
     if m.size != size:
         m = m.resize(size, Image.BILINEAR)
     return np.asarray(m) > 127

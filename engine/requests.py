@@ -1,20 +1,25 @@
 """Typed edit requests (one per task) and the edit result.
 
-Images arrive as PIL images in the caller's pixels; masks as PIL images (any mode; nonzero means
-inside) of the same size as the image they belong to. The parameter models come from
-`diffeditor.tasks` and are already range-checked; `validate()` checks what depends on the images
-(mask sizes, empty masks, points inside the image) and raises `InvalidInput` naming the field.
+Images arrive as PIL images in the caller's pixels, masks as PIL images (any mode; nonzero means
+inside) of the size of the image they belong to. A request holds its images as shown (EXIF
+orientation applied) and in RGB, by `diffeditor.inputs`' rules, the same as the API's and the
+CLI's. The parameter models come from `diffeditor.tasks` and are already range-checked;
+`validate()` checks what depends on the images (mask sizes, empty masks, points inside the image,
+an offset that keeps the object in the frame) and raises `InvalidInput` naming the field.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from typing import Any, Union
 
-import numpy as np
 from PIL import Image
 
+from diffeditor.inputs import MASK_NAMES, InputError, check_edit, check_file_names, oriented, to_rgb
 from diffeditor.tasks import (
+    FILES_BY_TASK,
     AppearanceParams,
     CommonParams,
     DragParams,
@@ -25,78 +30,69 @@ from diffeditor.tasks import (
 from engine.errors import InvalidInput
 
 
-def mask_array(mask: Image.Image) -> np.ndarray:
-    """Binary (bool) array of a mask image: any nonzero channel value is inside (§8.6)."""
-    arr = np.asarray(mask)
-    if arr.ndim == 3:
-        if arr.shape[2] in (2, 4):  # alpha present: transparent pixels are outside
-            arr = arr[..., :-1].max(axis=2) * (arr[..., -1] > 0)
-        else:
-            arr = arr.max(axis=2)
-    return arr > 0
+def as_invalid_input(exc: InputError) -> InvalidInput:
+    """An input rule broken (`diffeditor.inputs.InputError`) as the engine's error."""
+    return InvalidInput(exc.field, exc.message)
 
 
-def _check_mask(name: str, mask: Image.Image | None, owner_name: str, owner: Image.Image) -> None:
-    if mask is None:
-        raise InvalidInput(name, "is required for this task")
-    if mask.size != owner.size:
-        raise InvalidInput(
-            name, f"size {mask.size[0]}x{mask.size[1]} does not match {owner_name} size {owner.size[0]}x{owner.size[1]}"
-        )
-    if not mask_array(mask).any():
-        raise InvalidInput(name, "is empty (no nonzero pixel)")
+@contextmanager
+def invalid_input() -> Iterator[None]:
+    try:
+        yield
+    except InputError as exc:
+        raise as_invalid_input(exc) from None
 
 
-def _check_points(name: str, points: list[list[float]], image: Image.Image) -> None:
-    w, h = image.size
-    for k, (x1, y1, x2, y2) in enumerate(points):
-        for x, y in ((x1, y1), (x2, y2)):
-            if not (0 <= x < w and 0 <= y < h):
-                raise InvalidInput(name, f"point pair {k} has ({x:g}, {y:g}) outside the {w}x{h} image")
+class _Request:
+    """What every task's request shares: its images normalised once, and the input rules. (No
+    dataclass fields here: each request lists its own, in its positional order.)"""
+
+    params: CommonParams  # a plain annotation: each subclass's dataclass field
+
+    def __post_init__(self) -> None:
+        with invalid_input():
+            for name, img in self.files().items():
+                img = oriented(img)
+                # object.__setattr__: the dataclass is frozen; this is its construction.
+                object.__setattr__(self, name, img if name in MASK_NAMES else to_rgb(name, img))
+
+    def files(self) -> dict[str, Image.Image]:
+        """The inputs given, by their API/CLI name."""
+        return {f.name: v for f in fields(self) if isinstance(v := getattr(self, f.name), Image.Image)}
+
+    def validate(self) -> None:
+        files = self.files()
+        with invalid_input():
+            check_file_names(self.params.task, files)  # type: ignore[attr-defined]
+            check_edit(self.params, files)
 
 
 @dataclass(frozen=True)
-class MoveRequest:
+class MoveRequest(_Request):
     image: Image.Image
     mask: Image.Image
     params: MoveParams
     region_mask: Image.Image | None = None
     image_prompt: Image.Image | None = None
 
-    def validate(self) -> None:
-        _check_mask("mask", self.mask, "image", self.image)
-        if self.region_mask is not None:
-            _check_mask("region_mask", self.region_mask, "image", self.image)
-        dx, dy = self.params.offset
-        w, h = self.image.size
-        if abs(dx) >= w or abs(dy) >= h:
-            raise InvalidInput("offset", f"({dx:g}, {dy:g}) moves the object wholly outside the {w}x{h} image")
-
 
 @dataclass(frozen=True)
-class DragRequest:
+class DragRequest(_Request):
     image: Image.Image
     mask: Image.Image
     params: DragParams
     image_prompt: Image.Image | None = None
 
-    def validate(self) -> None:
-        _check_mask("mask", self.mask, "image", self.image)
-        _check_points("points", self.params.points, self.image)
-
 
 @dataclass(frozen=True)
-class LandmarkRequest:
+class LandmarkRequest(_Request):
     image: Image.Image
     params: LandmarkParams
     image_prompt: Image.Image | None = None
 
-    def validate(self) -> None:
-        _check_points("points", self.params.points, self.image)
-
 
 @dataclass(frozen=True)
-class AppearanceRequest:
+class AppearanceRequest(_Request):
     image: Image.Image
     mask: Image.Image
     reference: Image.Image
@@ -104,35 +100,14 @@ class AppearanceRequest:
     params: AppearanceParams
     image_prompt: Image.Image | None = None
 
-    def validate(self) -> None:
-        if self.reference is None:
-            raise InvalidInput("reference", "is required for this task")
-        _check_mask("mask", self.mask, "image", self.image)
-        _check_mask("reference_mask", self.reference_mask, "reference", self.reference)
-
 
 @dataclass(frozen=True)
-class PasteRequest:
+class PasteRequest(_Request):
     image: Image.Image
     reference: Image.Image
     reference_mask: Image.Image
     params: PasteParams
     image_prompt: Image.Image | None = None
-
-    def validate(self) -> None:
-        if self.reference is None:
-            raise InvalidInput("reference", "is required for this task")
-        _check_mask("reference_mask", self.reference_mask, "reference", self.reference)
-        # The object's box through the paste transform (reference → base frame, scaled by r about
-        # the centre, shifted); engine.tasks.paste checks again on the working grid.
-        ys, xs = np.nonzero(mask_array(self.reference_mask))
-        rw, rh = self.reference.size
-        bw, bh = self.image.size
-        r, (dx, dy) = self.params.scale, self.params.offset
-        x0, x1 = ((v / rw * bw - bw / 2) * r + bw / 2 + dx for v in (xs.min(), xs.max() + 1))
-        y0, y1 = ((v / rh * bh - bh / 2) * r + bh / 2 + dy for v in (ys.min(), ys.max() + 1))
-        if x1 <= 0 or y1 <= 0 or x0 >= bw or y0 >= bh:
-            raise InvalidInput("offset", f"({dx:g}, {dy:g}) puts the pasted object wholly outside the {bw}x{bh} image")
 
 
 EditRequest = Union[MoveRequest, DragRequest, LandmarkRequest, AppearanceRequest, PasteRequest]
@@ -149,19 +124,14 @@ _REQUEST_BY_TASK: dict[str, type] = {
 def request_from_files(params: CommonParams, files: dict[str, Image.Image]) -> EditRequest:
     """Build the task's request from its params and named images (the API's part names).
 
-    Unknown file names are an error; missing required ones raise InvalidInput naming them.
+    A file the task does not take, or a missing required one, raises InvalidInput naming it.
     """
-    from diffeditor.tasks import FILES_BY_TASK
-
     task = params.task  # type: ignore[attr-defined]
+    given = {name: img for name, img in files.items() if img is not None}
+    with invalid_input():
+        check_file_names(task, given)
     required, optional = FILES_BY_TASK[task]
-    for name in files:
-        if name not in required and name not in optional:
-            raise InvalidInput(name, f"is not an input of task {task!r}")
-    for name in required:
-        if files.get(name) is None:
-            raise InvalidInput(name, "is required for this task")
-    kwargs: dict[str, Any] = {name: files.get(name) for name in (*required, *optional)}
+    kwargs: dict[str, Any] = {name: given.get(name) for name in (*required, *optional)}
     return _REQUEST_BY_TASK[task](params=params, **kwargs)
 
 

@@ -7,8 +7,9 @@ Two backends with one protocol:
 
 `meta.json` holds {"created": unix seconds, "expires": unix seconds} (created + settings.job_ttl_s);
 reads of an expired job answer None, and `cleanup_expired` deletes expired jobs' files. Job ids
-(32 lowercase hex) and input names (a fixed set) are checked before any path or key is built, so
-nothing a client sends becomes part of a path. Local writes are atomic (temp file + rename).
+(32 lowercase hex) and input names (`diffeditor.inputs.INPUT_NAMES`, every task's) are checked
+before any path or key is built, so nothing a client sends becomes part of a path. Local writes
+are atomic (temp file + rename).
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from diffeditor.inputs import INPUT_NAMES
 from service.jobs.ids import valid_job_id
 from service.settings import Settings
 
 log = logging.getLogger("diffeditor.store")
 
-INPUT_NAMES = frozenset({"image", "mask", "region_mask", "reference", "reference_mask", "image_prompt"})
 META, RESULT, RECORD, INPUTS = "meta.json", "result.png", "record.json", "inputs"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from diffeditor.inputs import offset_outside
 from engine.energies import MoveRegions, move_energy
 from engine.errors import InvalidInput
 from engine.preprocess import (
@@ -18,7 +19,7 @@ from engine.preprocess import (
     shift,
     transform_index,
 )
-from engine.requests import MoveRequest
+from engine.requests import MoveRequest, as_invalid_input
 from engine.tasks.plan import Levels, TaskContext, TaskPlan, flat, indices, user_region
 
 LAMBDA = 0.08  # §5.3: move's multiplier differs from the other tasks'
@@ -44,7 +45,7 @@ def prepare(req: MoveRequest, ctx: TaskContext) -> TaskPlan:
         raise InvalidInput("scale", f"{r:g} shrinks the object below one pixel of the guidance grid")  # … else r
     m_cur = crop_or_pad(shift(m_tar, gdy, gdx), grid)
     if not m_cur.any():
-        raise InvalidInput("offset", "moves the object wholly outside the image")
+        raise as_invalid_input(offset_outside("move", p.offset, req.image.size))
     pair_map = transform_index(canvas, gdy, gdx, grid).to(ctx.device)
     dst = indices(m_cur)
     src = pair_map.flatten()[dst] - 1

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from diffeditor.inputs import offset_outside
 from engine.energies import PairRegions, paste_energy
 from engine.errors import InvalidInput
 from engine.preprocess import (
@@ -17,7 +18,7 @@ from engine.preprocess import (
     shift,
     transform_index,
 )
-from engine.requests import PasteRequest
+from engine.requests import PasteRequest, as_invalid_input
 from engine.tasks.plan import Levels, TaskContext, TaskPlan, flat, indices, user_region
 
 LAMBDA = 0.04
@@ -55,7 +56,7 @@ def prepare(req: PasteRequest, ctx: TaskContext) -> TaskPlan:
     back = transform_index(ctx.grid, gdy, gdx, ctx.grid).to(ctx.device)
     dst = indices(m_bg & (back > 0))
     if not dst.numel():  # no pasted pixel on G, or none with a source on it: nothing to pair
-        raise InvalidInput("offset", "puts the pasted object wholly outside the image")
+        raise as_invalid_input(offset_outside("paste", p.offset, req.image.size))
     regions = PairRegions(background=indices(~m_bg), obj=dst, ref_obj=back.flatten()[dst] - 1)
 
     def energy(cur: Levels, ref: Levels) -> tuple[torch.Tensor, torch.Tensor]:

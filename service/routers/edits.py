@@ -21,11 +21,12 @@ from service.jobs.context import JobContext
 from service.jobs.ids import new_job_id
 from service.jobs.lifecycle import JobView
 from service.jobs.status import FINISHED, JobStatus
+from service.oversized_params import MAX_PARAMS_PART_BYTES, params_too_large
 from service.routers.deps import check_job_id, get_store, job_context, not_found
 from service.schemas import ErrorOut, JobOut, Links
 from service.settings import Settings
 from service.store import Store
-from service.validation import FILE_NAMES, MAX_PARAMS_BYTES, validate_edit
+from service.validation import FILE_NAMES, validate_edit
 
 log = logging.getLogger("diffeditor.api")
 
@@ -123,9 +124,11 @@ async def _read_parts(request: Request, settings: Settings) -> tuple[str | None,
         )
     try:
         form = await request.form(
-            max_files=len(FILE_NAMES) + 1, max_fields=len(FILE_NAMES) + 1, max_part_size=MAX_PARAMS_BYTES
+            max_files=len(FILE_NAMES) + 1, max_fields=len(FILE_NAMES) + 1, max_part_size=MAX_PARAMS_PART_BYTES
         )
     except StarletteHTTPException as exc:  # malformed multipart, too many parts, an oversized text part
+        if str(exc.detail).startswith("Part exceeded maximum size"):  # only text parts have a limit: params
+            raise params_too_large() from None
         raise ApiError(400, "invalid_multipart", f"cannot read the multipart body: {exc.detail}") from None
     params_text: str | None = None
     uploads: dict[str, bytes] = {}
@@ -137,7 +140,7 @@ async def _read_parts(request: Request, settings: Settings) -> tuple[str | None,
             seen.add(name)
             if name == "params":
                 if isinstance(value, UploadFile):  # a client may send the JSON as a file part
-                    raw = await value.read(MAX_PARAMS_BYTES + 1)
+                    raw = await value.read(MAX_PARAMS_PART_BYTES + 1)
                     try:
                         value = raw.decode("utf-8")
                     except UnicodeDecodeError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 from PIL import Image
 
@@ -21,3 +23,13 @@ def box_mask(w: int = 160, h: int = 120, box: tuple[int, int, int, int] = (40, 3
     x0, y0, x1, y1 = box
     m[y0:y1, x0:x1] = 255
     return Image.fromarray(m)
+
+
+def exif_rotated(shown: Image.Image, fmt: str = "JPEG") -> bytes:
+    """`shown` stored rotated a quarter turn with EXIF orientation 6 (as a phone writes a portrait
+    photo): a viewer that applies the tag shows `shown`; one that ignores it shows it lying down."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the stored rows are the shown columns: rotate 90° clockwise to show
+    buf = io.BytesIO()
+    shown.transpose(Image.Transpose.ROTATE_90).save(buf, format=fmt, exif=exif.tobytes(), quality=95)
+    return buf.getvalue()

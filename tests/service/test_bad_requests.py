@@ -52,6 +52,13 @@ def with_params(params: dict | str | None, **files: bytes) -> dict[str, Any]:
     return multipart(params, {k: v for k, v in base.items() if v})
 
 
+def params_file(params: dict, **files: bytes) -> dict[str, Any]:
+    """The params JSON sent as a file part (with a filename), as some clients do."""
+    kw = multipart(None, {"image": png(), **files})
+    kw["files"]["params"] = ("params.json", json.dumps(params).encode(), "application/json")
+    return kw
+
+
 def drop(name: str, params: dict) -> dict[str, Any]:
     kw = with_params(params)
     del kw["files"][name]
@@ -167,6 +174,42 @@ CASES = [
         "offset",
     ),
     Case("huge prompt", lambda: with_params({**MOVE, "prompt": "a" * 5000}), 422, "invalid_value", "prompt"),
+    # Past the params part's 256 KiB a prompt is still named (it was a 400 invalid_multipart, no field).
+    Case(
+        "prompt past the params part's size limit",
+        lambda: with_params({**MOVE, "prompt": "a" * 300_000}),
+        422,
+        "invalid_value",
+        "prompt",
+    ),
+    Case(
+        "reference prompt past the limit, params sent as a file part",
+        lambda: params_file({**PASTE, "reference_prompt": "é" * 200_000}, reference=png(), reference_mask=mask_png()),
+        422,
+        "invalid_value",
+        "reference_prompt",
+    ),
+    Case(
+        "params part past the limit in a list",
+        lambda: with_params({**DRAG, "points": [[10, 10, 20, 12]] * 20_000}),
+        413,
+        "payload_too_large",
+        "points",
+    ),
+    Case(
+        "params part padded past the limit",
+        lambda: with_params(json.dumps(MOVE) + " " * 300_000),
+        413,
+        "payload_too_large",
+        "params",
+    ),
+    Case(
+        "params part past what is read of it",
+        lambda: with_params({**MOVE, "prompt": "a" * 1_100_000}),
+        413,
+        "payload_too_large",
+        "params",
+    ),
     Case(
         "control characters in prompt",
         lambda: with_params({**MOVE, "prompt": "a\x00b"}),

@@ -180,7 +180,8 @@ def test_invalid_input_from_request_validation_names_the_field(
     run_burst(FakeEditor())
     view = lifecycle.get_job(ctx, job_id)
     assert view.status is JobStatus.failed
-    assert view.error["code"] == "invalid_input" and view.error["field"] == "points"
+    # The engine names the pair as the API does (diffeditor.inputs.check_points), not just "points".
+    assert view.error["code"] == "invalid_input" and view.error["field"] == "points.0"
 
 
 def test_params_that_no_longer_validate_name_the_field(
