@@ -1,5 +1,5 @@
 """The compiled sampling UNet (engine/compiled.py, issue 13): the same edit as eager, with a bounded
-number of graphs. Inductor compiles a whole UNet in minutes on two cores, so the full edit runs under
+number of graphs. Inductor compiles a whole UNet in minutes on two cores, so the whole edit runs under
 dynamo's own "eager" backend (the graphs and guards inductor would be given, run as traced: what decides
 recompiles), and inductor itself is checked on the part of the UNet this project writes, the attention
 processors, in one transformer block."""
@@ -18,8 +18,9 @@ from engine.compiled import COMPILE_MODES, compile_unet
 from tests.engine.images import box_mask, scene
 
 
-def drag_request(steps: int = 20) -> engine.DragRequest:
-    # drag: K/V concatenated from step 5 on, the image-prompt window, guidance and time travel
+def drag_request(steps: int = 10) -> engine.DragRequest:
+    # drag: K/V concatenated from step 1 on (5 of 50), the image-prompt window (steps 2-3 of 10),
+    # guidance and time travel
     params = DragParams(points=[[50, 40, 70, 50]], seed=3, steps=steps, max_resolution=64)
     return engine.DragRequest(scene(), box_mask(), params)
 
@@ -40,19 +41,21 @@ def test_a_compiled_edit_is_the_eager_edit_with_one_graph_per_injection_variant(
 
     compiled._sampling_unet = counting  # type: ignore[assignment]
     first = compiled.edit(drag_request())
+    again = compiled.edit(drag_request())  # cached inversion; its step 0 (K/V untouched) is compiled now
     frames = graphs["unique_graphs"] - before
-    again = compiled.edit(drag_request())  # cached inversion, warm graphs: nothing recompiles
-    assert graphs["unique_graphs"] - before == frames
     np.testing.assert_allclose(np.asarray(first.image, dtype=float), np.asarray(eager.image, dtype=float), atol=1)
     # the repeat's first pass is compiled too (the first edit metered it eagerly): float rounding only
     np.testing.assert_allclose(np.asarray(again.image, dtype=float), np.asarray(first.image, dtype=float), atol=1)
     # every sampling pass but the metered first one went through the compiled module
     assert len(calls) == 2 * (first.stats.evaluations["sampling"] - 1) + 1
-    # graphs: K/V untouched (steps 0-4), concatenated; image-prompt branch on (10-19) or off; not one per step
-    assert 0 < frames <= 4, f"{frames} graphs for 20 steps"
+    # graphs: K/V untouched (step 0) or concatenated, the image-prompt branch on (steps 2-3) or off:
+    # one per variant, not one per step (20 sampling calls)
+    assert 0 < frames <= 4, f"{frames} graphs for 20 sampling calls"
 
 
 def test_inductor_compiles_the_editor_processors_to_the_same_block_output(random_models: engine.Models) -> None:
+    # one decoder transformer block (K/V concatenated, the image-prompt branch on): the code this
+    # project writes; the rest of the UNet is diffusers' and torch's, compiled the same way
     unet = random_models.unet
     control = AttentionControl()
     install_processors(unet, control, random_models.ip_layers)
@@ -83,7 +86,7 @@ def test_compile_modes_are_the_settings_choices() -> None:
 
 def test_channels_last_is_the_same_edit(random_model_dir: object) -> None:
     models = engine.load_models(random_model_dir, device="cpu")  # its own copy: the layout is changed in place
-    want = engine.Editor(models).edit(drag_request(steps=8))
-    got = engine.Editor(models, channels_last=True).edit(drag_request(steps=8))
+    want = engine.Editor(models).edit(drag_request(steps=6))
+    got = engine.Editor(models, channels_last=True).edit(drag_request(steps=6))
     assert models.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     np.testing.assert_allclose(np.asarray(got.image, dtype=float), np.asarray(want.image, dtype=float), atol=1)
