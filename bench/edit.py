@@ -60,7 +60,7 @@ sys.path.insert(0, str(REPO))
 
 import engine  # noqa: E402
 from diffeditor.tasks import TASKS, AppearanceParams, DragParams, LandmarkParams, MoveParams, PasteParams  # noqa: E402
-from engine.compiled import COMPILE_MODES  # noqa: E402
+from engine.cli import add_editor_options, editor_options  # noqa: E402
 from engine.errors import EngineError  # noqa: E402
 from tests.engine.images import box_mask, scene  # noqa: E402
 
@@ -478,12 +478,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
     parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up edits (4 steps, another image)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
-    parser.add_argument(
-        "--batched-backward", action="store_true", help="both guidance gradients from one batched backward"
-    )
-    parser.add_argument("--kv-offload", action="store_true", help="K/V banks in pinned host memory, prefetched")
-    parser.add_argument("--compile", choices=COMPILE_MODES, default="off", help="torch.compile the sampling UNet")
-    parser.add_argument("--channels-last", action="store_true", help="the UNet in NHWC layout")
+    add_editor_options(parser)  # --batched-backward, --kv-offload, --compile, --channels-last
     parser.add_argument(
         "--release-loop", action="store_true", help="also time a plain implementation of the release's loop"
     )
@@ -521,13 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         models = load(spec, device, dtype, image_prompt)
         synchronize(device)
         load_seconds = time.perf_counter() - start
-        editor = engine.Editor(
-            models,
-            batched_backward=args.batched_backward,
-            kv_offload=args.kv_offload,
-            compile=args.compile,
-            channels_last=args.channels_last,
-        )
+        editor = engine.Editor(models, **editor_options(args))
         memory = PeakMemory(device)
         for size in () if args.no_warmup else warmup_sizes(device, sizes, args.compile):
             editor.edit(warmup_request(size))

@@ -87,24 +87,34 @@ def _edit_parser() -> argparse.ArgumentParser:
         p.add_argument("--stats", type=Path, help="write per-stage statistics JSON here")
         p.add_argument("--device", help="cuda or cpu (default: cuda when available)")
         p.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], help="default fp16 on CUDA, fp32 on CPU")
-        p.add_argument(
-            "--batched-backward",
-            action="store_true",
-            help="both guidance gradients from one batched backward pass (default: two, as the release)",
-        )
-        p.add_argument(
-            "--kv-offload",
-            action="store_true",
-            help="keep the K/V bank in pinned host memory and prefetch each step's to the GPU",
-        )
-        p.add_argument(
-            "--compile",
-            choices=COMPILE_MODES,
-            default="off",
-            help="torch.compile mode of the sampling UNet (default off; compiling takes minutes)",
-        )
-        p.add_argument("--channels-last", action="store_true", help="the UNet in NHWC layout")
+        add_editor_options(p)
     return parser
+
+
+def add_editor_options(p: argparse.ArgumentParser) -> None:
+    """The `engine.Editor` options as flags (`diffeditor edit`, bench/edit.py); `editor_options`
+    reads them back. The settings of the same names are in service/settings.py."""
+    p.add_argument(
+        "--batched-backward",
+        action="store_true",
+        help="both guidance gradients from one batched backward pass (default: two, as the release)",
+    )
+    p.add_argument(
+        "--kv-offload",
+        action="store_true",
+        help="keep the K/V bank in pinned host memory and prefetch each step's to the GPU",
+    )
+    p.add_argument(
+        "--compile",
+        choices=COMPILE_MODES,
+        default="off",
+        help="torch.compile mode of the sampling UNet (default off; compiling takes minutes)",
+    )
+    p.add_argument("--channels-last", action="store_true", help="the UNet in NHWC layout")
+
+
+def editor_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in ("batched_backward", "kv_offload", "compile", "channels_last")}
 
 
 def _load_image(name: str, path: str) -> Any:
@@ -163,14 +173,7 @@ def run_edit(argv: list[str]) -> int:
         request = engine.request_from_files(params, files)
         request.validate()  # before the (slow) model load
         models = engine.load_models(args.model, device=args.device, dtype=args.dtype)
-        editor = engine.Editor(
-            models,
-            batched_backward=args.batched_backward,
-            kv_offload=args.kv_offload,
-            compile=args.compile,
-            channels_last=args.channels_last,
-        )
-        result = editor.edit(request)
+        result = engine.Editor(models, **editor_options(args)).edit(request)
     except engine.InvalidInput as exc:
         _fail(exc.field, exc.message)
     except engine.EngineError as exc:

@@ -19,14 +19,14 @@ reads each output before the next replay), "max-autotune" (also autotuned GEMM/c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Literal, cast, get_args
 
 if TYPE_CHECKING:  # torch is imported when compiling: the CLI reads the modes without it
     import torch
     from torch import nn
 
 CompileMode = Literal["off", "default", "reduce-overhead", "max-autotune"]
-COMPILE_MODES: tuple[CompileMode, ...] = ("off", "default", "reduce-overhead", "max-autotune")
+COMPILE_MODES: tuple[CompileMode, ...] = get_args(CompileMode)
 GRAPHS_PER_UNET = 64  # working sizes × injection variants a long-lived worker may see
 
 

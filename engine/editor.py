@@ -15,11 +15,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 
 from engine import budget
 from engine.attention import AttentionControl, CompositeIndex, composite_indices, install_processors, step_kv
@@ -125,15 +125,14 @@ class Editor:
         self._ip_cache.move_to_end(key)
         return self._ip_cache[key]
 
-    def _unet(self, z: torch.Tensor, t: int, context: torch.Tensor, unet: nn.Module | None = None) -> torch.Tensor:
-        if unet is None:
-            unet = self.models.unet
-        elif unet is not self.models.unet:  # compiled: a tensor timestep, so no recompile per step
+    def _unet(self, z: torch.Tensor, t: int, context: torch.Tensor, compiled: bool = False) -> torch.Tensor:
+        if compiled and self._sampling_unet is not None:  # a tensor timestep: no recompile per step
             if t not in self._timesteps:
                 self._timesteps[t] = torch.tensor(t, device=self.device)
             begin_step(self.compile_mode, self.device)
-            return unet(z.to(self.models.dtype), self._timesteps[t], encoder_hidden_states=context).sample.float()
-        return unet(z.to(self.models.dtype), t, encoder_hidden_states=context).sample.float()
+            out = self._sampling_unet(z.to(self.models.dtype), self._timesteps[t], encoder_hidden_states=context)
+            return out.sample.float()
+        return self.models.unet(z.to(self.models.dtype), t, encoder_hidden_states=context).sample.float()
 
     # -- the edit --------------------------------------------------------------------------
 
@@ -226,9 +225,8 @@ class Editor:
             if row.kv:  # this step's K/V (on the device: prefetched when the bank lives on the host)
                 kv = prefetch.step(row.i) if prefetch is not None else step_kv(inv.bank, row.i)
             with self.control.inject(row.i, kv, row.kv, p.ip_scale if row.ip else 0.0, composite):
-                with meter.call("sampling", 2) as measuring:
-                    unet = self.models.unet if measuring or self._sampling_unet is None else self._sampling_unet
-                    eps_u, eps_c = self._unet(torch.cat([z, z]), row.t, context, unet).chunk(2)
+                with meter.call("sampling", 2) as measuring:  # the metered call runs eagerly
+                    eps_u, eps_c = self._unet(torch.cat([z, z]), row.t, context, compiled=not measuring).chunk(2)
             ev["sampling"] += 1
             return eps_u + p.cfg_scale * (eps_c - eps_u)
 
@@ -393,7 +391,7 @@ class Editor:
         ev["guidance_backward"] += len(live)  # one per energy gradient, batched or not
         if leaves is None:
             for n, k in enumerate(live):
-                replay = lambda k=k: torch.autograd.grad(energies[k], z, retain_graph=True)  # noqa: E731
+                replay = partial(torch.autograd.grad, energies[k], z, retain_graph=True)
                 with meter.call("guidance_backward", 1, replay):
                     (g,) = torch.autograd.grad(energies[k], z, retain_graph=n < len(live) - 1)
                 grads[k] = g.float()
@@ -421,7 +419,7 @@ class Editor:
                     grads[k] = g[row].float()
                 return grads
         for n, (k, cot) in enumerate(zip(live, cotangents)):
-            replay = lambda cot=cot: torch.autograd.grad(features, z, grad_outputs=cot, retain_graph=True)  # noqa: E731
+            replay = partial(torch.autograd.grad, features, z, grad_outputs=cot, retain_graph=True)
             with meter.call("guidance_backward", 1, replay):
                 (g,) = torch.autograd.grad(features, z, grad_outputs=cot, retain_graph=n < len(live) - 1)
             grads[k] = g.float()

@@ -181,9 +181,8 @@ def load_models(
         parts = _load_single_file_parts(path, tokenizer, dt)
         model_id, is_demo = f"file:{path.resolve()}#{_fingerprint([path])}", False
     else:
-        parts, model_id, is_demo = _load_folder_parts(folder, dt)
-        if is_hub:
-            model_id = f"hub:{text}@{folder.name}"  # the snapshot folder is named by the commit
+        # a hub snapshot folder is named by its commit: that names the weights, no hashing needed
+        parts, model_id, is_demo = _load_folder_parts(folder, dt, f"hub:{text}@{folder.name}" if is_hub else None)
     if (image_encoder or image_prompt) and not is_demo and not missing:
         model_id += f"+ip#{_fingerprint([p for p in (encoder_path, prompt_path) if p is not None])}"
 
@@ -222,8 +221,9 @@ def load_models(
 _Parts = tuple[nn.Module, nn.Module, nn.Module, object, object]
 
 
-def _load_folder_parts(folder: Path, dtype: torch.dtype) -> tuple[_Parts, str, bool]:
-    """(unet, vae, text encoder, tokenizer, scheduler), model_id, is_demo from a diffusers SD1.5 folder."""
+def _load_folder_parts(folder: Path, dtype: torch.dtype, model_id: str | None = None) -> tuple[_Parts, str, bool]:
+    """(unet, vae, text encoder, tokenizer, scheduler), model_id, is_demo from a diffusers SD1.5 folder
+    (`model_id` None: the folder and its files' fingerprint)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -244,7 +244,11 @@ def _load_folder_parts(folder: Path, dtype: torch.dtype) -> tuple[_Parts, str, b
         kind = "tiny-random" if marker.get("random_weights", True) else "shapes"
         model_id = f"{kind}-v{int(marker.get('version', 1))}" + (f"-seed{seed}" if seed else "")
         return (unet, vae, text_encoder, tok, scheduler), model_id, True
-    return (unet, vae, text_encoder, tok, scheduler), f"{folder}#{_fingerprint([folder], root=folder)}", False
+    return (
+        (unet, vae, text_encoder, tok, scheduler),
+        model_id or f"{folder}#{_fingerprint([folder], root=folder)}",
+        False,
+    )
 
 
 def _check_folder(folder: Path) -> None:

@@ -42,10 +42,10 @@ from engine import tokenizer as bpe
 from engine.attention import AttentionControl, install_processors
 from engine.image_prompt import cross_attention_layers, image_prompt_shapes
 from engine.model_sets import MARKER
-from engine.sd15 import SD15_CONFIG_DIR, SD15_DOWN_BLOCKS, SD15_UP_BLOCKS
+from engine.sd15 import SD15_CONFIG_DIR, SD15_CROSS_ATTENTION_DIM, SD15_DOWN_BLOCKS, SD15_UP_BLOCKS
 from engine.shapes_model import MARKER_NAME
 
-CROSS_ATTENTION_DIM = 768  # SD1.5's text width: the engine's architecture checks apply unchanged
+CROSS_ATTENTION_DIM = SD15_CROSS_ATTENTION_DIM  # SD1.5's text width: the engine's architecture checks apply unchanged
 SHAPES_VERSION = 1
 
 VAE_CONFIG: dict = {

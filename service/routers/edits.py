@@ -178,9 +178,10 @@ def _submit(
 ) -> tuple[JobView, bool]:
     """Validate, store the inputs and enqueue: the new job's view, or an earlier one's for a replayed
     Idempotency-Key (then True)."""
-    fingerprint = idempotency.fingerprint(params_text or "", uploads)
+    fingerprint = ""  # a hash of every upload byte: only a keyed request needs one
     if idempotency_key is not None:
         idempotency.check_key(idempotency_key)
+        fingerprint = idempotency.fingerprint(params_text or "", uploads)
         earlier = idempotency.earlier_job(ctx, owner, idempotency_key, fingerprint)
         if earlier is not None:
             return earlier, True
