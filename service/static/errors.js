@@ -134,6 +134,8 @@ export function clearFieldError(key) {
 
 /** @param {string[]} keys */
 export function clearFieldErrors(keys) {
+  // called on every drag move and keystroke: no error to clear, no render
+  if (!keys.some((key) => key in state.errors) && !keys.includes(state.formError.about)) return;
   const errors = { ...state.errors };
   for (const key of keys) delete errors[key];
   const formError = keys.includes(state.formError.about) ? { text: "", about: "" } : state.formError;

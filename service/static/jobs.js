@@ -58,9 +58,7 @@ export function setJob(job, { expired = false } = {}) {
   const jobs = new Map(state.jobs).set(job.id, { job, expired, etaAt: eta === null ? null : Date.now() + eta * 1000 });
   if (TERMINAL.has(job.status) || expired) setFollowing(job.id, false);
   if (!prev || prev.job.status !== job.status || prev.expired !== expired) {
-    const seed = seedOf(job) ?? undefined;
-    upsertRecent({ id: job.id, status: expired ? "expired" : job.status, seed });
-    update({ recentVersion: state.recentVersion + 1 });
+    noteRecent({ id: job.id, status: expired ? "expired" : job.status, seed: seedOf(job) ?? undefined });
   }
   /** @type {Partial<import("./types.js").State>} */
   const patch = { jobs };
@@ -80,8 +78,11 @@ export function setJob(job, { expired = false } = {}) {
 /** The server has forgotten `id`: its record and its row say so. @param {string} id */
 export function markExpired(id) {
   const entry = state.jobs.get(id);
+  if (entry) {
+    setJob(entry.job, { expired: true }); // which stops following it and notes its row
+    return;
+  }
   setFollowing(id, false);
-  if (entry) setJob(entry.job, { expired: true });
   noteRecent({ id, status: "expired" });
 }
 
@@ -274,7 +275,7 @@ export function renderJob() {
 function renderJobTime() {
   const entry = state.job && state.jobs.get(state.job.id);
   const live = Boolean(entry && !entry.expired && !TERMINAL.has(entry.job.status) && state.following.has(entry.job.id));
-  if (live && !ticker) ticker = setInterval(() => update(), 1000);
+  if (live && !ticker) ticker = setInterval(renderJobTime, 1000); // the clock alone, not the page
   if (!live && ticker) {
     clearInterval(ticker);
     ticker = null;

@@ -31,16 +31,24 @@ function loadImage(blob) {
   });
 }
 
+/**
+ * The blob as an image, or null after saying at `key` that it is not one.
+ * @param {Blob} blob @param {string} key
+ */
+async function openImage(blob, key) {
+  try {
+    return await loadImage(blob);
+  } catch {
+    showFieldError(key, NOT_AN_IMAGE);
+    return null;
+  }
+}
+
 /** The image to edit; false when it cannot be opened. @param {Blob} blob @param {string} [name] */
 export async function setMainImage(blob, name) {
   clearFieldError("image");
-  let loaded;
-  try {
-    loaded = await loadImage(blob);
-  } catch {
-    showFieldError("image", NOT_AN_IMAGE);
-    return false;
-  }
+  const loaded = await openImage(blob, "image");
+  if (!loaded) return false;
   // An image some edit was made from stays: it is that edit's "before" picture.
   if (state.imageUrl && ![...state.originals.values()].includes(state.imageUrl)) URL.revokeObjectURL(state.imageUrl);
   mainStage.setImage(loaded.img);
@@ -53,13 +61,8 @@ export async function setMainImage(blob, name) {
 /** The reference image; false when it cannot be opened. @param {Blob} blob @param {string} [name] */
 export async function setReference(blob, name) {
   clearFieldError("reference");
-  let loaded;
-  try {
-    loaded = await loadImage(blob);
-  } catch {
-    showFieldError("reference", NOT_AN_IMAGE);
-    return false;
-  }
+  const loaded = await openImage(blob, "reference");
+  if (!loaded) return false;
   refStage.setImage(loaded.img);
   URL.revokeObjectURL(loaded.url);
   fitBrush(refStage, "ref-brush-size", "ref-brush-size-out");
@@ -83,13 +86,8 @@ export async function setMaskImage(stage, layer, blob, key) {
     showFieldError(key, `Load the ${owner} first, then its mask.`);
     return false;
   }
-  let loaded;
-  try {
-    loaded = await loadImage(blob);
-  } catch {
-    showFieldError(key, NOT_AN_IMAGE);
-    return false;
-  }
+  const loaded = await openImage(blob, key);
+  if (!loaded) return false;
   const { img, url } = loaded;
   const w = img.naturalWidth;
   const h = img.naturalHeight;
