@@ -21,6 +21,8 @@ class Links(BaseModel):
     self: str = Field(..., description="This job (GET; DELETE cancels).")
     result: str = Field(..., description="The result image once `succeeded`.")
     cancel: str = Field(..., description="DELETE here to cancel.")
+    events: str = Field(..., description="The job's Server-Sent Events stream.")
+    preview: str = Field(..., description="The latest step preview (JPEG) while it runs.")
 
 
 class Progress(BaseModel):
@@ -32,7 +34,25 @@ class Progress(BaseModel):
     )
 
 
-JobStatusName = Literal["queued", "running", "succeeded", "failed", "canceled"]
+JobStatusName = Literal["queued", "running", "succeeded", "failed", "canceled", "expired"]
+
+
+class WebhookDelivery(BaseModel):
+    event: str = Field(..., description="`start`, `progress` or `completed`.")
+    webhook_id: str = Field(..., description="The `webhook-id` header: the same on every attempt of one event.")
+    attempt: int = Field(..., description="1 for the first try.")
+    at: str = Field(..., description="When the attempt was made (ISO 8601, UTC).")
+    status_code: int | None = Field(None, description="The receiver's HTTP status (None: no answer).")
+    error: str | None = Field(None, description="Why the attempt failed (timeout, refused, a 5xx, ...), if it did.")
+    next_attempt_at: str | None = Field(None, description="When it is tried again (None: delivered or given up).")
+
+
+class WebhookOut(BaseModel):
+    url: str
+    events: list[str]
+    deliveries: list[WebhookDelivery] = Field(
+        default_factory=list, description="The latest delivery attempts, oldest first (at most 50)."
+    )
 
 
 class JobOut(BaseModel):
@@ -47,8 +67,14 @@ class JobOut(BaseModel):
     created_at: str
     started_at: str | None = None
     ended_at: str | None = None
-    error: ErrorDetail | None = Field(None, description="Why the job failed (status `failed`).")
+    error: ErrorDetail | None = Field(
+        None, description="Why the job did not succeed (status `failed`, `canceled` or `expired`)."
+    )
     stats: dict[str, Any] | None = Field(None, description="Engine statistics (seconds per stage) once `succeeded`.")
+    deadline_at: str | None = Field(
+        None, description="When the job expires unless done (ISO 8601, UTC): submission + `deadline_s`."
+    )
+    webhook: WebhookOut | None = Field(None, description="The job's webhook and its delivery log, if it has one.")
     links: Links
     result_url: str | None = Field(None, description="A presigned URL of the result, when the server uses them.")
 

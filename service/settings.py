@@ -60,6 +60,17 @@ class Settings(BaseSettings):
     min_side: int = 16
     max_steps: int = 100
 
+    # Jobs: deadlines (`deadline_s`), webhooks, step previews.
+    # The longest deadline_s a submit may ask for, and the deadline of one that asks for none.
+    # None: no server-wide deadline (a job waits in the queue until job_ttl_s).
+    max_deadline_s: float | None = Field(None, gt=0)
+    webhook_secret: str = ""  # Standard Webhooks signing secret ("whsec_<base64>" or plain text); empty: no webhooks
+    webhook_allow_private: bool = False  # allow webhook URLs on loopback, private and link-local addresses
+    webhook_timeout_s: float = Field(10.0, gt=0)  # one delivery attempt's connect + read limit
+    webhook_retry_s: float = Field(900.0, ge=0)  # retries stop this long after an event's first attempt
+    webhook_progress_interval_s: float = Field(0.5, ge=0)  # at most one progress webhook per job this often
+    preview_every: int = Field(5, ge=0)  # a step preview every this many sampling steps; 0: none
+
     # Worker behaviour.
     job_timeout_s: int = 600
     heartbeat_s: int = 5

@@ -31,6 +31,7 @@ from diffeditor.inputs import (
     open_image,
     to_rgb,
 )
+from diffeditor.job_options import JobOptions, split_options
 from diffeditor.tasks import CommonParams, field_suggestion, parse_params
 from service.errors import ApiError, validation_error_to_api
 from service.oversized_params import MAX_PARAMS_BYTES, oversized_params
@@ -54,6 +55,7 @@ def configure_pillow(settings: Settings) -> None:
 @dataclass(frozen=True)
 class ValidatedEdit:
     params: CommonParams
+    options: JobOptions
     files: dict[str, bytes]  # name → PNG bytes, re-encoded
     sizes: dict[str, tuple[int, int]]
 
@@ -89,7 +91,13 @@ def _params_error(errors: list[Any], data: dict) -> ApiError:
 
 
 def parse_params_text(text: str | None, settings: Settings) -> CommonParams:
-    """The `params` part: a JSON object validated by the task's model, plus the server's step cap."""
+    """The `params` part's edit parameters (see parse_submission)."""
+    return parse_submission(text, settings)[0]
+
+
+def parse_submission(text: str | None, settings: Settings) -> tuple[CommonParams, JobOptions]:
+    """The `params` part: a JSON object of the edit parameters, validated by the task's model with
+    the server's step cap, and the job options (diffeditor.job_options) beside them."""
     if text is None:
         raise ApiError(422, "missing_field", "params: the JSON `params` part is required", "params")
     if len(text.encode("utf-8")) > MAX_PARAMS_BYTES:
@@ -102,17 +110,55 @@ def parse_params_text(text: str | None, settings: Settings) -> CommonParams:
         raise ApiError(400, "invalid_json", f"params: not valid JSON ({exc})", "params") from None
     if not isinstance(data, dict):
         raise ApiError(422, "invalid_value", "params: must be a JSON object", "params")
+    data, option_data = split_options(data)
     try:
         params = parse_params(data)
     except ValidationError as exc:
         raise _params_error(list(exc.errors()), data) from None
+    options = parse_options(option_data, settings)
     if params.max_resolution is None and settings.default_resolution is not None:
         params = params.model_copy(update={"max_resolution": settings.default_resolution})
     if params.steps > settings.max_steps:
         raise ApiError(
             422, "invalid_value", f"steps: at most {settings.max_steps} on this server (got {params.steps})", "steps"
         )
-    return params
+    return params, options
+
+
+def parse_options(data: dict[str, Any], settings: Settings) -> JobOptions:
+    """The job options with the server's rules: the deadline cap (a job that sends none gets the cap
+    as its deadline) and the webhook's destination."""
+    try:
+        options = JobOptions.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error_to_api(list(exc.errors())) from None
+    cap = settings.max_deadline_s
+    if cap is not None:
+        if options.deadline_s is not None and options.deadline_s > cap:
+            raise ApiError(
+                422,
+                "invalid_value",
+                f"deadline_s: at most {cap:g} on this server (got {options.deadline_s:g})",
+                "deadline_s",
+            )
+        if options.deadline_s is None:
+            options = options.model_copy(update={"deadline_s": cap})
+    if options.webhook is not None:
+        check_webhook(options.webhook, settings)
+    return options
+
+
+def check_webhook(url: str, settings: Settings) -> None:
+    """A webhook URL this server will deliver to (http or https, with a host)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:
+        raise ApiError(422, "invalid_value", f"webhook: not a URL ({exc})", "webhook") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ApiError(422, "invalid_value", "webhook: must be an http:// or https:// URL with a host", "webhook")
 
 
 # The HTTP status of each input rule's code (diffeditor.inputs); any other code is a 422.
@@ -138,7 +184,7 @@ def validate_edit(params_text: str | None, uploads: dict[str, bytes], settings: 
     """Check a whole submission; returns the params and the inputs re-encoded as PNG."""
     try:
         check_known_names(uploads)
-        params = parse_params_text(params_text, settings)
+        params, options = parse_submission(params_text, settings)
         check_file_names(params.task, uploads)  # type: ignore[attr-defined]
     except InputError as exc:
         raise _api_error(exc) from None
@@ -165,4 +211,4 @@ def validate_edit(params_text: str | None, uploads: dict[str, bytes], settings: 
     files = {name: _png(img) for name, img in images.items()}
     files.update({name: _png(Image.fromarray(bits.astype(np.uint8) * 255, "L")) for name, bits in masks.items()})
     sizes = {name: img.size for name, img in images.items()}
-    return ValidatedEdit(params=params, files=files, sizes=sizes)
+    return ValidatedEdit(params=params, options=options, files=files, sizes=sizes)

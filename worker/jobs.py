@@ -42,8 +42,9 @@ from rq.timeouts import JobTimeoutException
 from diffeditor.tasks import parse_params
 from engine.errors import Canceled, EngineError, InvalidInput
 from engine.requests import request_from_files
-from service.jobs import lifecycle, outcomes
+from service.jobs import deadlines, events, lifecycle, outcomes
 from service.jobs.context import JobContext
+from service.jobs.status import STOPPED_CODES
 from service.settings import Settings
 from service.store import Store
 from worker.progress import ProgressReporter, StepTimes
@@ -122,11 +123,22 @@ class EditRunner:
             self._save_meta(job, progress=progress)
         except RedisError as exc:  # a Redis blip costs a progress update, not the edit
             log.warning("job %s: progress not saved: %s", job.id, exc)
+        self._publish(job, "progress", {"status": "running", **progress})
 
-    def _should_cancel(self, job_id: str) -> Callable[[], bool]:
+    def _publish(self, job: Job, type: events.EventType, data: dict) -> None:
+        try:
+            events.publish(self.rt.job_context, job.id, type, data, options=job.meta.get("options"))
+        except RedisError as exc:  # an event is worth less than the edit: log it and go on
+            log.warning("job %s: %s event not published: %s", job.id, type, exc)
+
+    def _should_cancel(self, job: Job) -> Callable[[], bool]:
         ctx = self.rt.job_context
+        job_id = job.id
+        deadline = deadlines.deadline_at(job)
 
         def should_cancel() -> bool:
+            if deadline is not None and time.time() >= deadline:
+                return True  # _classify tells it from a cancel by the deadline
             try:
                 return lifecycle.cancel_requested(ctx, job_id)
             except RedisError as exc:  # cannot ask: keep going, ask again at the next step
@@ -163,7 +175,10 @@ class EditRunner:
         self._save_meta(job, params=params, progress={"stage": "loading", "step": 0, "total": 0}, error=None)
         queued_s = _seconds_between(job.enqueued_at, job.started_at)
         try:
-            should_cancel = self._should_cancel(job.id)
+            if deadlines.passed(job):
+                raise _Expired()
+            self._publish(job, "start", {"status": "running", "worker": self.rt.worker_name})
+            should_cancel = self._should_cancel(job)
             if should_cancel():
                 raise Canceled("canceled before it started")
             request = request_from_files(parse_params(params), self._load_inputs(job.id))
@@ -199,7 +214,7 @@ class EditRunner:
             last = job.meta.get("progress") or {}
             self._save_meta(job, params=effective, stats={**stats, "timings": record["timings"]}, progress=last)
         except BaseException as exc:  # noqa: BLE001 - every way out is reported, then re-raised
-            failure = self._classify(exc)
+            failure = self._classify(exc, job)
             if failure is None:
                 raise  # KeyboardInterrupt, SystemExit: the process is going away; the watchdog handles the job
             self._fail(job, task, failure, time.monotonic() - t0, queued_s)
@@ -207,11 +222,16 @@ class EditRunner:
         durations = {"queued": queued_s, "total": total_s, **stats.get("seconds", {})}
         outcomes.record_outcome(ctx, task=task, outcome="succeeded", durations=durations)
         lifecycle.clear_cancel(ctx, job.id)
+        self._publish(job, "completed", {"status": "succeeded", "error": None})
         log.info("job %s (%s) succeeded in %.2fs (engine %.2fs)", job.id, task, total_s, engine_s)
         return {"seed": int(result.seed), "image_size": list(result.image.size)}
 
-    def _classify(self, exc: BaseException) -> EditFailure | None:
+    def _classify(self, exc: BaseException, job: Job) -> EditFailure | None:
         timeout = self.rt.settings.job_timeout_s
+        if isinstance(exc, _Expired) or (isinstance(exc, Canceled) and deadlines.passed(job)):
+            started = not isinstance(exc, _Expired)
+            error = deadlines.expired_error(started, (job.meta.get("options") or {}).get("deadline_s"))
+            return EditFailure(**error)
         if isinstance(exc, Canceled):
             return EditFailure("canceled", "canceled on request")
         if isinstance(exc, InvalidInput):
@@ -239,23 +259,29 @@ class EditRunner:
     def _fail(self, job: Job, task: str, failure: EditFailure, elapsed_s: float, queued_s: float) -> None:
         job.retries_left = 0  # errors the worker reports itself are final; the retry is for lost workers
         self._save_meta(job, error=failure.as_dict())
-        outcome = "canceled" if failure.code == "canceled" else "failed"
+        outcome = failure.code if failure.code in STOPPED_CODES else "failed"
         ctx = self.rt.job_context
         outcomes.record_outcome(
             ctx,
             task=task,
             outcome=outcome,
-            code=None if outcome == "canceled" else failure.code,
+            code=None if outcome != "failed" else failure.code,
             durations={"queued": queued_s, "total": elapsed_s},
         )
         lifecycle.clear_cancel(ctx, job.id)
-        # A cancellation is what the client asked for: INFO; a failure is the service's: WARNING.
-        level = logging.INFO if outcome == "canceled" else logging.WARNING
+        status = STOPPED_CODES[outcome].value if outcome in STOPPED_CODES else "failed"
+        self._publish(job, "completed", {"status": status, "error": failure.as_dict()})
+        # A cancellation or an expiry is what the client asked for: INFO; a failure is the service's: WARNING.
+        level = logging.INFO if outcome != "failed" else logging.WARNING
         log.log(level, "job %s (%s) %s: %s", job.id, task, outcome, failure.message)
 
 
 class _Missing(Exception):
     pass
+
+
+class _Expired(Exception):
+    """The job's deadline passed before it started: it ends expired without running."""
 
 
 def _seconds_between(start: datetime | None, end: datetime | None) -> float:

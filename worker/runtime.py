@@ -26,6 +26,7 @@ from rq.timeouts import TimerDeathPenalty
 
 from service.jobs import watchdog, workers
 from service.jobs.context import SERIALIZER, JobContext
+from service.jobs.status import STOPPED_CODES
 from service.settings import Settings
 from service.store import Store, make_store
 from worker.jobs import EditRunner, Runtime, configure
@@ -51,7 +52,8 @@ class EditWorker(SimpleWorker):
 
     @staticmethod
     def _canceled(job: Job) -> bool:
-        return ((job.meta or {}).get("error") or {}).get("code") == "canceled"
+        """Stopped on request or by its deadline (STOPPED_CODES): RQ's canceled registry, not failed."""
+        return ((job.meta or {}).get("error") or {}).get("code") in STOPPED_CODES
 
     def handle_job_failure(
         self,

@@ -7,7 +7,9 @@ this package adds only what RQ lacks, one module per concern:
     keys       the name of every Redis key it writes, under the one prefix `diffeditor:<queue_name>:`
     context    `JobContext` (the Redis client and the settings, the argument every function here
                takes), the RQ queue, `connect()`
-    status     the API's five states, RQ's mapped onto them, the finished ones
+    status     the API's six states, RQ's mapped onto them, the finished ones
+    events     each job's event log (a Redis stream): what the SSE route replays and webhooks send
+    deadlines  `deadline_s`: the deadline index, expiring queued jobs whose deadline passed
     lifecycle  enqueue, view, cancel (flag and queued cancel), queue depth
     quotas     each owner's set of job ids, for the per-key cap on queued jobs
     workers    the ready-worker registry (heartbeats with a lease)

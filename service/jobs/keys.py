@@ -13,6 +13,9 @@ the API and the workers write is named here:
     sweep-lock                 the watchdog's lock (string, TTL max(10, 2 * watchdog_s))
     rate:<owner>:<window>      submissions in one one-minute window (counter, TTL 65 s)
     idem:<owner>:<sha256>      an Idempotency-Key's record (JSON, TTL job_ttl_s); the client's key hashed
+    events:<job_id>            the job's event log (stream of {type, data}, capped, TTL job_ttl_s), see events.py
+    preview:<job_id>           the latest step preview (JPEG bytes, TTL job_ttl_s)
+    deadlines                  sorted set: queued job id -> its deadline (unix seconds), see deadlines.py
 """
 
 from __future__ import annotations
@@ -57,6 +60,16 @@ class Keys:
 
     def rate(self, owner: str, window: int) -> str:
         return self._key("rate", owner, str(window))
+
+    def events(self, job_id: str) -> str:
+        return self._key("events", job_id)
+
+    def preview(self, job_id: str) -> str:
+        return self._key("preview", job_id)
+
+    @property
+    def deadlines(self) -> str:
+        return self._key("deadlines")
 
     def idempotency(self, owner: str, client_key: str) -> str:
         # Hashed: a bounded key length whatever the client sent.

@@ -6,6 +6,7 @@ which its worker checks between denoising steps.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -15,11 +16,11 @@ from rq.job import Job
 from rq.job import JobStatus as RQStatus
 from rq.utils import utcformat
 
-from service.jobs import quotas
+from service.jobs import deadlines, events, quotas
 from service.jobs.context import JOB_FUNC, SERIALIZER, JobContext
 from service.jobs.ids import valid_job_id
 from service.jobs.outcomes import record_outcome
-from service.jobs.status import JobStatus, map_status, worker_lost_error
+from service.jobs.status import STOPPED_CODES, JobStatus, map_status, worker_lost_error
 
 
 @dataclass
@@ -36,6 +37,7 @@ class JobView:
     ended_at: str | None
     error: dict | None  # {"code", "message", "field"}
     stats: dict | None  # engine stats once succeeded
+    options: dict  # {"webhook", "webhook_events", "deadline_s", "deadline_at"} as submitted (job_options)
 
 
 def fetch(ctx: JobContext, job_id: str) -> Job | None:
@@ -48,12 +50,24 @@ def fetch(ctx: JobContext, job_id: str) -> Job | None:
         return None
 
 
-def enqueue(ctx: JobContext, *, job_id: str, owner: str, params: dict) -> JobView:
-    """Queue an edit whose inputs are already in the store. `params` is the validated params dict."""
+def enqueue(ctx: JobContext, *, job_id: str, owner: str, params: dict, options: dict | None = None) -> JobView:
+    """Queue an edit whose inputs are already in the store. `params` is the validated params dict,
+    `options` the job options (diffeditor.job_options, validated; `deadline_s` capped)."""
     if not valid_job_id(job_id):
         raise ValueError(f"invalid job id {job_id!r}")
     task = str(params["task"])
-    meta = {"owner": owner, "task": task, "params": params, "progress": None, "error": None, "stats": None}
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    if options.get("deadline_s") is not None:
+        options["deadline_at"] = round(time.time() + float(options["deadline_s"]), 3)
+    meta = {
+        "owner": owner,
+        "task": task,
+        "params": params,
+        "options": options,
+        "progress": None,
+        "error": None,
+        "stats": None,
+    }
     ttl = ctx.settings.job_ttl_s
     q = ctx.queue()
     with ctx.redis.pipeline() as pipe:
@@ -71,16 +85,24 @@ def enqueue(ctx: JobContext, *, job_id: str, owner: str, params: dict) -> JobVie
             pipeline=pipe,
         )
         quotas.track(ctx, pipe, owner, job_id)
+        if "deadline_at" in options:
+            pipe.zadd(ctx.keys.deadlines, {job_id: options["deadline_at"]})
         pipe.execute()
-    return _view(job, position=q.get_job_position(job_id))
+    position = q.get_job_position(job_id)
+    events.publish(ctx, job_id, "queued", {"status": "queued", "position": position}, options=options)
+    return _view(job, position=position)
 
 
 def get_job(ctx: JobContext, job_id: str) -> JobView | None:
-    """The job's view, or None when the id is malformed, unknown or expired."""
+    """The job's view, or None when the id is malformed, unknown or gone (past its TTL).
+
+    A queued job found past its deadline is expired here and then (deadlines.py)."""
     job = fetch(ctx, job_id)
     if job is None:
         return None
     try:
+        if deadlines.passed(job) and deadlines.expire_queued(ctx, job):
+            job.refresh()
         return _view(job)
     except InvalidJobOperation:  # expired between the fetch and the status read
         return None
@@ -108,6 +130,13 @@ def cancel(ctx: JobContext, job_id: str) -> JobView | None:
                 pipe.expire(job.key, ttl)
                 pipe.execute()
             record_outcome(ctx, task=job.meta.get("task", "unknown"), outcome="canceled")
+            events.publish(
+                ctx,
+                job_id,
+                "completed",
+                {"status": "canceled", "error": canceled_error()},
+                options=job.meta.get("options"),
+            )
     return get_job(ctx, job_id)
 
 
@@ -136,8 +165,10 @@ def _view(job: Job, position: int | None = None) -> JobView:
     meta = job.meta or {}
     status = map_status(job.get_status(refresh=False) or RQStatus.QUEUED)
     error = meta.get("error")
-    if status is JobStatus.failed and error and error.get("code") == "canceled":
-        status = JobStatus.canceled  # the worker stopped it between steps; RQ catches up a moment later
+    stopped = STOPPED_CODES.get((error or {}).get("code", ""))
+    if status in (JobStatus.failed, JobStatus.canceled) and stopped is not None:
+        # Stopped between steps (or expired): the error says which; RQ catches up a moment later.
+        status = stopped
     if status is JobStatus.failed and not error:
         # Failed by a path that did not annotate it (e.g. RQ's own registry maintenance).
         latest = job.latest_result()
@@ -148,7 +179,7 @@ def _view(job: Job, position: int | None = None) -> JobView:
             else {"code": "internal_error", "message": "the worker failed unexpectedly", "field": None}
         )
     if status is JobStatus.canceled:
-        error = {"code": "canceled", "message": "canceled on request", "field": None}
+        error = canceled_error()
     if status is JobStatus.queued and position is None:
         position = job.get_position()
     return JobView(
@@ -162,6 +193,11 @@ def _view(job: Job, position: int | None = None) -> JobView:
         created_at=_iso(job.created_at) or "",
         started_at=_iso(job.started_at) if status is not JobStatus.queued else None,
         ended_at=_iso(job.ended_at) if status not in (JobStatus.queued, JobStatus.running) else None,
-        error=error if status in (JobStatus.failed, JobStatus.canceled) else None,
+        error=error if status in (JobStatus.failed, JobStatus.canceled, JobStatus.expired) else None,
         stats=meta.get("stats") if status is JobStatus.succeeded else None,
+        options=meta.get("options") or {},
     )
+
+
+def canceled_error() -> dict:
+    return {"code": "canceled", "message": "canceled on request", "field": None}

@@ -1,4 +1,4 @@
-"""The API's five job states, RQ's statuses mapped onto them, and the error of a job whose worker
+"""The API's six job states, RQ's statuses mapped onto them, and the error of a job whose worker
 was lost (the one failure no worker is left to write)."""
 
 from __future__ import annotations
@@ -14,9 +14,14 @@ class JobStatus(str, Enum):
     succeeded = "succeeded"
     failed = "failed"
     canceled = "canceled"
+    expired = "expired"  # its deadline passed: before it started (it never ran) or between two steps
 
 
-FINISHED = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.canceled})
+FINISHED = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.canceled, JobStatus.expired})
+
+# The error codes that end a job in RQ's canceled registry rather than its failed one: the job was
+# stopped, not broken. Each maps onto its own status.
+STOPPED_CODES: dict[str, JobStatus] = {"canceled": JobStatus.canceled, "expired": JobStatus.expired}
 
 _STATUS_MAP: dict[str, JobStatus] = {
     RQStatus.CREATED.value: JobStatus.queued,
@@ -34,7 +39,7 @@ _STATUS_MAP: dict[str, JobStatus] = {
 
 
 def map_status(rq_status: object) -> JobStatus:
-    """RQ's status name -> the API's five states."""
+    """RQ's status name -> the API's states (expired is a canceled RQ job whose error says so)."""
     return _STATUS_MAP[str(getattr(rq_status, "value", rq_status))]
 
 

@@ -15,6 +15,7 @@ import uuid
 from rq.job import JobStatus as RQStatus
 from rq.registry import CanceledJobRegistry, FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 
+from service.jobs import deadlines, events
 from service.jobs.context import JobContext
 from service.jobs.lifecycle import clear_cancel, fetch
 from service.jobs.outcomes import record_outcome
@@ -24,7 +25,8 @@ log = logging.getLogger("diffeditor.jobs")
 
 
 def sweep_abandoned(ctx: JobContext) -> int:
-    """Requeue once or fail the jobs whose worker stopped renewing their lease.
+    """Requeue once or fail the jobs whose worker stopped renewing their lease; expire the queued
+    jobs whose deadline passed (deadlines.sweep).
 
     Any number of processes may call it: a short lock lets one sweep at a time, so an abandoned
     job is requeued once, not once per sweeper. Also prunes expired entries of the finished,
@@ -60,7 +62,22 @@ def _sweep(ctx: JobContext) -> int:
             ctx.redis.expire(job.key, ctx.settings.job_ttl_s)
             clear_cancel(ctx, job_id)
             record_outcome(ctx, task=task, outcome="failed", code="worker_lost")
+            events.publish(
+                ctx,
+                job_id,
+                "completed",
+                {"status": "failed", "error": job.meta["error"]},
+                options=job.meta.get("options"),
+            )
             log.warning("job %s: its worker stopped mid-job; marked failed", job_id)
         elif map_status(status) is JobStatus.queued:
+            events.publish(
+                ctx,
+                job_id,
+                "queued",
+                {"status": "queued", "position": job.get_position()},
+                options=job.meta.get("options"),
+            )
             log.warning("job %s: its worker stopped mid-job; requeued once", job_id)
+    deadlines.sweep(ctx)
     return len(abandoned)

@@ -6,11 +6,16 @@ a poll should cost one thread hop (for its Redis round trips), not one per depen
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 
 from service.errors import ApiError
+from service.jobs import lifecycle
 from service.jobs.context import JobContext
 from service.jobs.ids import valid_job_id
+from service.jobs.lifecycle import JobView
+from service.schemas import ErrorOut
 from service.settings import Settings, get_settings
 from service.store import Store
 
@@ -51,3 +56,17 @@ def check_job_id(job_id: str) -> str:
     if not valid_job_id(job_id):
         raise not_found(job_id)
     return job_id
+
+
+def owned_job(ctx: JobContext, job_id: str, owner: str) -> JobView:
+    """The caller's job; anything else (malformed, unknown, expired, another key's) is a 404."""
+    check_job_id(job_id)
+    view = lifecycle.get_job(ctx, job_id)
+    if view is None or view.owner != owner:  # someone else's job is indistinguishable from none
+        raise not_found(job_id)
+    return view
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries in the common error shape."""
+    return {s: {"model": ErrorOut} for s in statuses}

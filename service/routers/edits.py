@@ -16,14 +16,15 @@ from diffeditor.tasks import TASKS
 from service import idempotency, limits, result_media
 from service.auth import require_owner
 from service.errors import ApiError
+from service.job_out import job_out
 from service.jobs import lifecycle
 from service.jobs.context import JobContext
 from service.jobs.ids import new_job_id
 from service.jobs.lifecycle import JobView
 from service.jobs.status import FINISHED, JobStatus
 from service.oversized_params import MAX_PARAMS_PART_BYTES, params_too_large
-from service.routers.deps import check_job_id, get_store, job_context, not_found
-from service.schemas import ErrorOut, JobOut, Links
+from service.routers.deps import error_responses, get_store, job_context, not_found, owned_job
+from service.schemas import JobOut
 from service.settings import Settings
 from service.store import Store
 from service.validation import FILE_NAMES, validate_edit
@@ -31,10 +32,6 @@ from service.validation import FILE_NAMES, validate_edit
 log = logging.getLogger("diffeditor.api")
 
 router = APIRouter(prefix="/v1/edits", tags=["edits"])
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorOut} for s in statuses}
 
 
 _FILE_DOCS = {
@@ -79,38 +76,8 @@ SUBMIT_BODY = {
 }
 
 
-def _links(request: Request, job_id: str) -> Links:
-    base = f"{request.scope.get('root_path', '')}/v1/edits/{job_id}"
-    return Links(self=base, result=f"{base}/result", cancel=base)
-
-
 def _job_out(request: Request, view: JobView, store: Store | None = None) -> JobOut:
-    result_url = None
-    if store is not None and view.status == JobStatus.succeeded:
-        result_url = store.result_url(view.id)
-    return JobOut(
-        id=view.id,
-        status=JobStatus(view.status).value,
-        task=view.task,
-        params=view.params,
-        position=view.position,
-        progress=view.progress,
-        created_at=view.created_at,
-        started_at=view.started_at,
-        ended_at=view.ended_at,
-        error=view.error,
-        stats=view.stats,
-        links=_links(request, view.id),
-        result_url=result_url,
-    )
-
-
-def _owned_job(ctx: JobContext, job_id: str, owner: str) -> JobView:
-    check_job_id(job_id)
-    view = lifecycle.get_job(ctx, job_id)
-    if view is None or view.owner != owner:  # someone else's job is indistinguishable from none
-        raise not_found(job_id)
-    return view
+    return job_out(view, request.scope.get("root_path", ""), store, webhook_log=None)
 
 
 async def _read_parts(request: Request, settings: Settings) -> tuple[str | None, dict[str, bytes]]:
@@ -204,7 +171,13 @@ def _submit(
             )
     try:
         store.put_inputs(job_id, edit.files)
-        view = lifecycle.enqueue(ctx, job_id=job_id, owner=owner, params=edit.params.model_dump(mode="json"))
+        view = lifecycle.enqueue(
+            ctx,
+            job_id=job_id,
+            owner=owner,
+            params=edit.params.model_dump(mode="json"),
+            options=edit.options.model_dump(mode="json"),
+        )
     except BaseException:
         if idempotency_key is not None:
             _quietly(idempotency.release, ctx, owner, idempotency_key)
@@ -228,7 +201,7 @@ def _quietly(fn: Any, *args: Any) -> None:
     openapi_extra=SUBMIT_BODY,
     responses={
         200: {"model": JobOut, "description": "Replay of an earlier submission with the same Idempotency-Key."},
-        **_errors(400, 401, 409, 413, 415, 422, 429, 503),
+        **error_responses(400, 401, 409, 413, 415, 422, 429, 503),
     },
 )
 async def submit_edit(
@@ -260,7 +233,7 @@ async def submit_edit(
     "/{job_id}",
     response_model=JobOut,
     summary="Status, progress and parameters of an edit",
-    responses=_errors(401, 404, 503),
+    responses=error_responses(401, 404, 503),
 )
 async def get_edit(
     job_id: str,
@@ -271,7 +244,7 @@ async def get_edit(
 ) -> JobOut:
     # The hot path of every client: one thread hop, two Redis round trips (job hash, position).
     def read() -> JobOut:
-        return _job_out(request, _owned_job(ctx, job_id, owner), store)
+        return _job_out(request, owned_job(ctx, job_id, owner), store)
 
     return await run_in_threadpool(read)
 
@@ -280,7 +253,7 @@ async def get_edit(
     "/{job_id}",
     response_model=JobOut,
     summary="Cancel an edit",
-    responses=_errors(401, 404, 409, 503),
+    responses=error_responses(401, 404, 409, 503),
 )
 async def cancel_edit(
     job_id: str,
@@ -293,12 +266,13 @@ async def cancel_edit(
 
 
 def _cancel(request: Request, ctx: JobContext, job_id: str, owner: str) -> JobOut:
-    view = _owned_job(ctx, job_id, owner)
+    view = owned_job(ctx, job_id, owner)
     if view.status in FINISHED:
         ended = {
             "succeeded": "has already succeeded",
             "failed": "has already failed",
             "canceled": "was already canceled",
+            "expired": "has already expired",
         }
         raise ApiError(409, "already_finished", f"the job {ended[JobStatus(view.status).value]}; nothing to cancel")
     canceled = lifecycle.cancel(ctx, job_id)
@@ -317,7 +291,7 @@ def _cancel(request: Request, ctx: JobContext, job_id: str, owner: str) -> JobOu
             "description": "The result image in the media type chosen by Accept (PNG by default).",
         },
         307: {"description": "Redirect to a presigned URL of the PNG, when the server uses them."},
-        **_errors(401, 404, 406, 409, 503),
+        **error_responses(401, 404, 406, 409, 503),
     },
 )
 async def get_result(
@@ -331,7 +305,7 @@ async def get_result(
 
 
 def _result(request: Request, ctx: JobContext, store: Store, job_id: str, owner: str) -> Response:
-    view = _owned_job(ctx, job_id, owner)
+    view = owned_job(ctx, job_id, owner)
     status = JobStatus(view.status)
     if status != JobStatus.succeeded:
         code = "not_finished" if status not in FINISHED else f"job_{status.value}"

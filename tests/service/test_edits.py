@@ -29,6 +29,8 @@ def test_submit_answers_202_with_links_and_location(client: TestClient, redis: R
         "self": f"/v1/edits/{job_id}",
         "result": f"/v1/edits/{job_id}/result",
         "cancel": f"/v1/edits/{job_id}",
+        "events": f"/v1/edits/{job_id}/events",
+        "preview": f"/v1/edits/{job_id}/preview",
     }
     assert r.headers["location"] == f"/v1/edits/{job_id}"
     # Defaults filled in from diffeditor.tasks, the caller's values kept.

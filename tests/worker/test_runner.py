@@ -301,10 +301,9 @@ def test_worker_registers_ready_while_running_and_unregisters_on_exit(
 def test_redis_blips_cost_a_progress_update_not_the_edit(settings: Settings, store: LocalStore) -> None:
     dead = Redis(port=free_port(), socket_connect_timeout=0.5)  # nothing listens there
     runner = EditRunner(Runtime(settings=settings, redis=dead, store=store, editor=FakeEditor(), worker_name="w"))
-    job_id = new_job_id()
-    assert runner._should_cancel(job_id)() is False  # cannot ask: keep going
-    job = Job(job_id, connection=dead)
+    job = Job(new_job_id(), connection=dead)
     job.meta = {}
+    assert runner._should_cancel(job)() is False  # cannot ask: keep going
     runner._report_progress(job, {"stage": "sampling", "step": 1, "total": 4})  # logged, not raised
     assert job.meta["progress"]["step"] == 1
 
