@@ -16,7 +16,9 @@ this package adds only what RQ lacks, one module per concern:
     outcomes   counters of finished jobs and their stage-duration histogram, for /metrics
     watchdog   `sweep_abandoned`: jobs whose worker died are requeued once or failed
 
-The job's own RQ hash carries `meta` = {"owner", "task", "params", "progress", "error", "stats"}.
+The job's own RQ hash carries `meta` = {"owner", "task", "params", "options", "progress", "error",
+"stats"}; `options` are the job options of diffeditor/job_options.py (webhook, its events, the
+deadline as `deadline_s` and `deadline_at`).
 Every RQ job is enqueued with explicit TTLs (settings.job_ttl_s for queued, finished and failed
 jobs), a per-job timeout (settings.job_timeout_s) and Retry(max=1): the one retry is for a job
 whose worker died (the watchdog requeues it); the worker zeroes it for every error it reports

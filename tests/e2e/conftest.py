@@ -30,7 +30,7 @@ from tests.processes import stop_process, suite_redis_url
 REDIS_URL = suite_redis_url(2)
 REPO = Path(__file__).resolve().parents[2]
 WORKER_START_TIMEOUT_S = 240  # model load + warm-up on a busy 2-core machine
-TERMINAL = {"succeeded", "failed", "canceled"}
+TERMINAL = {"succeeded", "failed", "canceled", "expired"}
 
 
 def png(size: tuple[int, int] = (64, 64), mode: str = "RGB", box: tuple[int, int, int, int] | None = None) -> bytes:

@@ -1,10 +1,11 @@
 """The edit endpoints' answers are their OpenAPI models: each response in every state (queued,
-running with progress, succeeded with stats, failed, canceled, replayed) validates against the
+running with progress, succeeded with stats, failed, canceled, expired, replayed) validates against the
 schema /openapi.json publishes, and carries exactly the fields of the model behind it. (The
 fuzzing in test_schemathesis.py rarely gets a valid submission through, so it seldom sees these.)"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -65,6 +66,12 @@ def test_edit_responses_match_the_published_models(client: TestClient, redis: Re
     queued = submit(client).json()["id"]
     canceled = check(schema, "/v1/edits/{job_id}", "DELETE", client.delete(f"/v1/edits/{queued}"))
     assert canceled["status"] == "canceled" and canceled["error"]["code"] == "canceled"
+
+    timed = submit(client, {"task": "move", "offset": [8, 0], "steps": 4, "deadline_s": 0.05}).json()
+    assert timed["deadline_at"] and "deadline_s" not in timed["params"]  # a job option, not an edit parameter
+    time.sleep(0.1)
+    expired = check(schema, "/v1/edits/{job_id}", "GET", client.get(f"/v1/edits/{timed['id']}"))
+    assert expired["status"] == "expired" and expired["error"]["code"] == "expired"
 
 
 def test_error_answers_match_the_published_error_model(client: TestClient, schema: Any) -> None:

@@ -7,6 +7,7 @@ import io
 import json
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -80,3 +81,25 @@ def test_the_servers_default_resolution_fills_an_omitted_max_resolution_only() -
     assert parse_params_text(json.dumps(move), fixed).max_resolution == 320
     assert parse_params_text(json.dumps({**move, "max_resolution": 512}), fixed).max_resolution == 512
     assert parse_params_text(json.dumps(move), SETTINGS).max_resolution is None  # the worker decides
+
+
+def test_job_options_are_taken_out_of_params_and_checked() -> None:
+    from service.validation import parse_submission
+
+    move = {"task": "move", "offset": [8, 0]}
+    params, options = parse_submission(
+        json.dumps({**move, "deadline_s": 30, "webhook_events": ["progress", "start"]}), SETTINGS
+    )
+    assert params.task == "move" and options.deadline_s == 30
+    assert options.webhook_events == ["start", "progress"]  # in the events' order, once each
+    capped = SETTINGS.model_copy(update={"max_deadline_s": 60.0})
+    assert parse_submission(json.dumps(move), capped)[1].deadline_s == 60  # the cap is the default
+    for bad, field in (
+        ({"deadline_s": 61}, "deadline_s"),
+        ({"deadline_s": 0}, "deadline_s"),
+        ({"webhook_events": ["done"]}, "webhook_events.0"),
+        ({"webhook": "ftp://example.com/hook"}, "webhook"),
+    ):
+        with pytest.raises(ApiError) as err:
+            parse_submission(json.dumps({**move, **bad}), capped)
+        assert err.value.status == 422 and err.value.field == field, (bad, err.value.message)
