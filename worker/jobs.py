@@ -222,7 +222,6 @@ class EditRunner:
         durations = {"queued": queued_s, "total": total_s, **stats.get("seconds", {})}
         outcomes.record_outcome(ctx, task=task, outcome="succeeded", durations=durations)
         lifecycle.clear_cancel(ctx, job.id)
-        self._publish(job, "completed", {"status": "succeeded", "error": None})
         log.info("job %s (%s) succeeded in %.2fs (engine %.2fs)", job.id, task, total_s, engine_s)
         return {"seed": int(result.seed), "image_size": list(result.image.size)}
 
@@ -269,8 +268,6 @@ class EditRunner:
             durations={"queued": queued_s, "total": elapsed_s},
         )
         lifecycle.clear_cancel(ctx, job.id)
-        status = STOPPED_CODES[outcome].value if outcome in STOPPED_CODES else "failed"
-        self._publish(job, "completed", {"status": status, "error": failure.as_dict()})
         # A cancellation or an expiry is what the client asked for: INFO; a failure is the service's: WARNING.
         level = logging.INFO if outcome != "failed" else logging.WARNING
         log.log(level, "job %s (%s) %s: %s", job.id, task, outcome, failure.message)

@@ -24,9 +24,9 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.timeouts import TimerDeathPenalty
 
-from service.jobs import watchdog, workers
+from service.jobs import events, lifecycle, watchdog, workers
 from service.jobs.context import SERIALIZER, JobContext
-from service.jobs.status import STOPPED_CODES
+from service.jobs.status import FINISHED, STOPPED_CODES, JobStatus
 from service.settings import Settings
 from service.store import Store, make_store
 from worker.jobs import EditRunner, Runtime, configure
@@ -80,6 +80,30 @@ class EditWorker(SimpleWorker):
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
         if not self._canceled(job):  # RQ's: the traceback at ERROR
             super().handle_exception(job, *exc_info)
+
+    def perform_job(self, job: Job, queue: Queue, execution: Any) -> bool:
+        try:
+            return super().perform_job(job, queue, execution)
+        finally:
+            self._publish_end(job)
+
+    def _publish_end(self, job: Job) -> None:
+        """The job's `completed` event, published once RQ has recorded its end, so that whoever reads
+        the job on hearing it (the SSE stream, a webhook) finds it finished; `queued` if RQ requeued it."""
+        ctx = self.job_context
+        try:
+            view = lifecycle.get_job(ctx, job.id)
+            if view is None:
+                return
+            if view.status in FINISHED:
+                data = {"status": JobStatus(view.status).value, "error": view.error}
+                events.publish(ctx, job.id, "completed", data, options=view.options)
+            elif view.status is JobStatus.queued:
+                events.publish(
+                    ctx, job.id, "queued", {"status": "queued", "position": view.position}, options=view.options
+                )
+        except RedisError as exc:  # the status route still tells the end; the stream sees it there
+            log.warning("job %s: completed event not published: %s", job.id, exc)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         self.current_job = job

@@ -49,6 +49,30 @@ def test_a_succeeded_job_logs_queued_start_progress_completed_in_order(
     assert redis.ttl(ctx.keys.events(job_id)) > 0
 
 
+def test_completed_is_published_once_the_job_reads_finished(
+    ctx: JobContext,
+    redis: Redis,
+    settings: Settings,
+    store: LocalStore,
+    run_burst: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reader woken by `completed` (the SSE stream, a webhook) reads the job: it must be finished."""
+    seen: dict[str, str] = {}
+    publish = events.publish
+
+    def spy(ctx_: JobContext, job_id: str, type: str, data: dict, *args: Any, **kw: Any) -> Any:
+        if type == "completed":
+            seen[job_id] = lifecycle.get_job(ctx_, job_id).status.value
+        return publish(ctx_, job_id, type, data, *args, **kw)
+
+    monkeypatch.setattr(events, "publish", spy)
+    ok = submit(redis, settings, store)
+    failing = submit(redis, settings, store, {"task": "move", "offset": [500, 0]})
+    run_burst(FakeEditor())
+    assert seen == {ok: "succeeded", failing: "failed"}
+
+
 def test_failed_and_canceled_jobs_log_their_final_status(
     ctx: JobContext, redis: Redis, settings: Settings, store: LocalStore, run_burst: Callable[..., None]
 ) -> None:
