@@ -50,7 +50,7 @@ def forbidden_reason(address: IPAddress) -> str | None:
     """Why this address may not be delivered to ("loopback", "private", ...), or None."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
-    for name in ("loopback", "private", "link_local", "multicast", "reserved", "unspecified"):
+    for name in ("unspecified", "loopback", "link_local", "multicast", "private", "reserved"):
         if getattr(address, f"is_{name}"):
             return name.replace("_", "-")
     if not address.is_global:  # shared address space (100.64/10), documentation ranges, ...
