@@ -340,7 +340,8 @@ def test_a_receiver_that_never_answers_changes_nothing_but_the_delivery_log(
 ) -> None:
     dead = receiver(lambda i, headers, body: 0)
     alive = receiver(lambda i, headers, body: 204)
-    client = make_client(**{**FAST, "webhook_timeout_s": 0.3, "webhook_retry_s": 0.5, "webhook_backoff_s": 0.1})
+    # Each event: an attempt hangs 1 s, its retry 0.1 s later hangs 1 s, the next would be past 1.3 s.
+    client = make_client(**{**FAST, "webhook_timeout_s": 1.0, "webhook_retry_s": 1.3, "webhook_backoff_s": 0.1})
     dead_job = submit_with_webhook(client, dead.url, ["start", "progress", "completed"]).json()["id"]
     t0 = time.monotonic()
     run_jobs(client, redis)
@@ -355,7 +356,7 @@ def test_a_receiver_that_never_answers_changes_nothing_but_the_delivery_log(
     client.delete(f"/v1/edits/{alive_job}")  # a `completed` event for the live receiver, at once
     started = time.monotonic()
     wait_for(lambda: alive.requests)
-    assert time.monotonic() - started < 0.3  # not behind the hanging attempts (webhook_timeout_s 0.3)
+    assert time.monotonic() - started < 0.8  # not behind the hanging attempts (webhook_timeout_s 1)
 
     assert wait_for(lambda: nothing_due(redis, client.app.state.settings), timeout=15)
     log = deliveries_of(client, dead_job)
