@@ -1,7 +1,7 @@
 """The one console script `diffeditor`. It dispatches lazily, so `serve` with REDIS_URL set (the
 API-only image) never imports torch: `edit`, `demo-model`, `models` go to the engine, `worker` to
-the worker, `serve` to `diffeditor.serve`: the service's API alone, or in embedded mode (no
-REDIS_URL) the API with an in-process worker."""
+the worker, `webhooks` to the service's webhook deliverer, `serve` to `diffeditor.serve`: the
+service's API alone, or in embedded mode (no REDIS_URL) the API with an in-process worker."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ commands:
   models download DIR  fetch the real SD1.5 + image-encoder + image-prompt weights
   serve                run the HTTP API (embedded queue and worker when REDIS_URL is unset)
   worker               run a GPU worker process on REDIS_URL
+  webhooks             deliver the queued webhooks of REDIS_URL's jobs (the API does too, by default)
 """
 
 
@@ -38,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         from worker.main import main as worker_main
 
         return worker_main(rest)
+    if command == "webhooks":
+        from service.webhooks.cli import main as webhooks_main
+
+        return webhooks_main(rest)
     if command == "serve":
         from diffeditor.serve import main as serve_main
 

@@ -28,6 +28,7 @@ from service.routers.deps import app_job_context, current_settings
 from service.settings import Settings
 from service.store import make_store
 from service.validation import configure_pillow
+from service.webhooks.deliverer import Deliverer
 
 log = logging.getLogger("diffeditor.api")
 
@@ -108,15 +109,29 @@ async def _watchdog(app: FastAPI) -> None:
         await sweep_once(app)
 
 
+def start_deliverer(app: FastAPI) -> Deliverer | None:
+    """The webhook deliverer thread of this API process (service/webhooks), when the settings
+    want one (webhook_deliverer) and webhooks are on (a webhook_secret); else None."""
+    settings = current_settings(app)
+    if not (settings.webhook_deliverer and settings.webhook_secret):
+        return None
+    deliverer = Deliverer(lambda: app_job_context(app), store=app.state.store)
+    deliverer.start()
+    return deliverer
+
+
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     task = asyncio.create_task(_watchdog(app))
+    deliverer = start_deliverer(app)
     try:
         yield
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        if deliverer is not None:
+            await run_in_threadpool(deliverer.stop)
 
 
 def _mount_docs(app: FastAPI) -> None:

@@ -1,9 +1,10 @@
 """Prometheus metrics for the API.
 
 Request counts and latencies are recorded by a small ASGI middleware (labelled by route template,
-so ids never explode the label space). Queue depth, workers, worker GPU memory and the
-worker-side job counters/durations are read from Redis at scrape time by a custom collector, so
-every API replica reports the same cluster-wide figures without keeping state of its own.
+so ids never explode the label space). Queue depth, workers, worker GPU memory, the worker-side
+job counters/durations and the webhook delivery counters are read from Redis at scrape time by a
+custom collector, so every API replica reports the same cluster-wide figures without keeping
+state of its own.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.jobs import lifecycle, outcomes, workers
 from service.jobs.context import JobContext
+from service.webhooks import deliveries
 
 log = logging.getLogger("diffeditor.api")
 
@@ -92,6 +94,7 @@ class QueueCollector(Collector):
             depth = lifecycle.queue_depth(ctx)
             ready = workers.ready_workers(ctx)
             job_stats = outcomes.job_metrics(ctx)
+            webhook_stats = deliveries.delivery_metrics(ctx)
         except Exception as exc:  # a scrape must not fail because Redis is down: say so instead
             log.warning("metrics: cannot read Redis: %s", exc)
             up.add_metric([], 0.0)
@@ -145,6 +148,15 @@ class QueueCollector(Collector):
                 buckets, total = parsed
                 durations.add_metric([str(task), str(stage)], buckets, total)
         yield durations
+
+        webhooks = CounterMetricFamily(
+            "diffeditor_webhook_deliveries",
+            "Webhook delivery attempts by event and outcome (delivered, retrying, failed, refused).",
+            labels=["event", "outcome"],
+        )
+        for (event, outcome), n in sorted(webhook_stats.items()):
+            webhooks.add_metric([event, outcome], float(n))
+        yield webhooks
 
 
 class MetricsMiddleware:

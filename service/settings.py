@@ -5,12 +5,14 @@ fresh machine with nothing configured (embedded mode, demo model)."""
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -69,12 +71,26 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(10.0, gt=0)  # one delivery attempt's connect + read limit
     webhook_retry_s: float = Field(900.0, ge=0)  # retries stop this long after an event's first attempt
     webhook_progress_interval_s: float = Field(0.5, ge=0)  # at most one progress webhook per job this often
+    webhook_backoff_s: float = Field(1.0, gt=0)  # the first retry's delay; doubled each retry, capped at 5 min
+    webhook_deliverer: bool = True  # deliver webhooks from a thread of the API process (service/webhooks)
+    webhook_concurrency: int = Field(8, ge=1)  # deliveries in flight at once per deliverer
     preview_every: int = Field(5, ge=0)  # a step preview every this many sampling steps; 0: none
 
     # Worker behaviour.
     job_timeout_s: int = 600
     heartbeat_s: int = 5
     watchdog_s: int = 15  # how often abandoned jobs are swept (the bound is well under 60 s)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, v: str) -> str:
+        if v.startswith("whsec_"):
+            try:
+                if not base64.b64decode(v[len("whsec_") :], validate=True):
+                    raise ValueError("empty")
+            except (ValueError, binascii.Error):
+                raise ValueError("a whsec_ secret must be followed by base64 (whsec_<base64>)") from None
+        return v
 
     def key_hashes(self) -> set[str]:
         return {h.strip().lower() for h in self.api_key_hashes.split(",") if h.strip()}

@@ -36,6 +36,7 @@ from diffeditor.tasks import CommonParams, field_suggestion, parse_params
 from service.errors import ApiError, validation_error_to_api
 from service.oversized_params import MAX_PARAMS_BYTES, oversized_params
 from service.settings import Settings
+from service.webhooks import destinations
 
 FILE_NAMES = INPUT_NAMES  # the file parts this API takes (routers/edits.py reads the multipart by them)
 
@@ -149,16 +150,16 @@ def parse_options(data: dict[str, Any], settings: Settings) -> JobOptions:
 
 
 def check_webhook(url: str, settings: Settings) -> None:
-    """A webhook URL this server will deliver to (http or https, with a host)."""
-    from urllib.parse import urlsplit
-
+    """A webhook URL this server will deliver to: webhooks enabled (a signing secret set), an
+    http(s) URL whose host resolves to addresses the SSRF rule allows (service.webhooks.destinations)."""
+    if not settings.webhook_secret:
+        raise ApiError(
+            422, "webhooks_disabled", "webhook: this server sends no webhooks (it has no signing secret)", "webhook"
+        )
     try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError as exc:
-        raise ApiError(422, "invalid_value", f"webhook: not a URL ({exc})", "webhook") from None
-    if parts.scheme not in ("http", "https") or not host:
-        raise ApiError(422, "invalid_value", "webhook: must be an http:// or https:// URL with a host", "webhook")
+        destinations.check(url, settings.webhook_allow_private)
+    except destinations.Refused as exc:
+        raise ApiError(422, exc.code, f"webhook: {exc.message}", "webhook") from None
 
 
 # The HTTP status of each input rule's code (diffeditor.inputs); any other code is a 422.

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from redis.client import Pipeline
 
 from service.jobs.context import JobContext
+from service.webhooks import deliveries
 
 EventType = Literal["queued", "start", "progress", "preview", "completed"]
 EVENT_TYPES: tuple[str, ...] = ("queued", "start", "progress", "preview", "completed")
@@ -53,7 +54,7 @@ def publish(
     """Append one event; its id, or None when it went into `pipe` (executed by the caller).
 
     `options` are the job's (meta["options"]): the webhook it asked for hears the event when it
-    asked for its type (service/webhooks)."""
+    asked for its type, scheduled in the same pipeline (service/webhooks/deliveries.py)."""
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type!r}")
     key = ctx.keys.events(job_id)
@@ -61,9 +62,10 @@ def publish(
     target = pipe if pipe is not None else ctx.redis.pipeline(transaction=False)
     target.xadd(key, fields, maxlen=MAX_EVENTS, approximate=True)
     target.expire(key, ctx.settings.job_ttl_s)
+    deliveries.schedule(ctx, job_id, type, data, options, pipe=target)
     if pipe is not None:
         return None
-    event_id, _ = target.execute()
+    event_id = target.execute()[0]
     return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
 
 

@@ -16,6 +16,11 @@ the API and the workers write is named here:
     events:<job_id>            the job's event log (stream of {type, data}, capped, TTL job_ttl_s), see events.py
     preview:<job_id>           the latest step preview (JPEG bytes, TTL job_ttl_s)
     deadlines                  sorted set: queued job id -> its deadline (unix seconds), see deadlines.py
+    webhook:<webhook_id>       one webhook delivery's record (JSON, TTL job_ttl_s), see service/webhooks
+    webhooks-due               sorted set: webhook_id -> when its next attempt is due (unix seconds)
+    webhook-log:<job_id>       the job's delivery attempts (list of JSON, the latest 50, TTL job_ttl_s)
+    webhook-throttle:<job_id>  flag (string, PX webhook_progress_interval_s): a progress webhook was sent
+    metrics:webhooks           hash "event|outcome" -> count   (outcome: delivered, retrying, failed, refused)
 """
 
 from __future__ import annotations
@@ -70,6 +75,19 @@ class Keys:
     @property
     def deadlines(self) -> str:
         return self._key("deadlines")
+
+    def webhook(self, webhook_id: str) -> str:
+        return self._key("webhook", webhook_id)
+
+    @property
+    def webhooks_due(self) -> str:
+        return self._key("webhooks-due")
+
+    def webhook_log(self, job_id: str) -> str:
+        return self._key("webhook-log", job_id)
+
+    def webhook_throttle(self, job_id: str) -> str:
+        return self._key("webhook-throttle", job_id)
 
     def idempotency(self, owner: str, client_key: str) -> str:
         # Hashed: a bounded key length whatever the client sent.

@@ -28,6 +28,7 @@ from service.schemas import JobOut
 from service.settings import Settings
 from service.store import Store
 from service.validation import FILE_NAMES, validate_edit
+from service.webhooks import deliveries
 
 log = logging.getLogger("diffeditor.api")
 
@@ -76,8 +77,10 @@ SUBMIT_BODY = {
 }
 
 
-def _job_out(request: Request, view: JobView, store: Store | None = None) -> JobOut:
-    return job_out(view, request.scope.get("root_path", ""), store, webhook_log=None)
+def _job_out(request: Request, view: JobView, store: Store | None = None, ctx: JobContext | None = None) -> JobOut:
+    """The job's view as JSON; with `ctx`, its webhook's delivery log read too (not from async code)."""
+    log = deliveries.log_for(ctx, view) if ctx is not None else None
+    return job_out(view, request.scope.get("root_path", ""), store, webhook_log=log)
 
 
 async def _read_parts(request: Request, settings: Settings) -> tuple[str | None, dict[str, bytes]]:
@@ -244,7 +247,7 @@ async def get_edit(
 ) -> JobOut:
     # The hot path of every client: one thread hop, two Redis round trips (job hash, position).
     def read() -> JobOut:
-        return _job_out(request, owned_job(ctx, job_id, owner), store)
+        return _job_out(request, owned_job(ctx, job_id, owner), store, ctx)
 
     return await run_in_threadpool(read)
 
@@ -278,7 +281,7 @@ def _cancel(request: Request, ctx: JobContext, job_id: str, owner: str) -> JobOu
     canceled = lifecycle.cancel(ctx, job_id)
     if canceled is None:
         raise not_found(job_id)
-    return _job_out(request, canceled)
+    return _job_out(request, canceled, ctx=ctx)
 
 
 @router.get(

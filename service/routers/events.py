@@ -29,9 +29,11 @@ from service.errors import ApiError
 from service.job_out import job_out
 from service.jobs import events, lifecycle
 from service.jobs.context import JobContext
+from service.jobs.lifecycle import JobView
 from service.jobs.status import FINISHED, JobStatus
 from service.routers.deps import error_responses, get_store, job_context, owned_job
 from service.store import Store
+from service.webhooks import deliveries
 
 router = APIRouter(prefix="/v1/edits", tags=["edits"])
 
@@ -114,7 +116,8 @@ async def _follow(
                 # Its completed event may have been written since our read; if it is not there,
                 # the log lost it (trimmed, or a Redis blip when it was published): say the end anyway.
                 if not await run_in_threadpool(events.read, ctx, job_id, after):
-                    yield sse("completed", job_out(view, root_path, store).model_dump(mode="json"))
+                    final = await run_in_threadpool(_final_of, ctx, store, view, root_path)
+                    yield sse("completed", final)
                     return
                 continue
             if view.status is JobStatus.queued and view.position != position:
@@ -131,4 +134,9 @@ def _final(ctx: JobContext, store: Store, job_id: str, root_path: str, data: dic
     """A completed event's data for the stream: the job's whole final view (the log's own data
     when the job has expired from Redis since)."""
     view = lifecycle.get_job(ctx, job_id)
-    return job_out(view, root_path, store).model_dump(mode="json") if view is not None else data
+    return _final_of(ctx, store, view, root_path) if view is not None else data
+
+
+def _final_of(ctx: JobContext, store: Store, view: JobView, root_path: str) -> dict[str, Any]:
+    """The job's final `JobOut`, its webhook's delivery log included."""
+    return job_out(view, root_path, store, webhook_log=deliveries.log_for(ctx, view)).model_dump(mode="json")
