@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import email.utils
 import inspect
 import io
@@ -177,7 +178,9 @@ class PreviewEvent(Event):
 
 
 class CompletedEvent(Event):
-    """The last event: the job's final status and, normally, its whole final view."""
+    """The last event: the job's final status and, normally, its whole final view (`job`; None
+    when the job has expired from the server since). `wait` reads the status route instead when
+    `job` is not finished yet: a worker writes the event just before the queue records the end."""
 
     type: Literal["completed"] = "completed"
     status: str
@@ -390,14 +393,22 @@ def params_json(
 class _Core:
     """The requests and their answers, shared by both clients (no I/O here)."""
 
-    def __init__(self, api_key: str | None, max_retries: int, max_retry_wait_s: float) -> None:
+    def __init__(self, api_key: str | None, timeout: float, max_retries: int, max_retry_wait_s: float) -> None:
         self.api_key, self.max_retries, self.max_retry_wait_s = api_key, max_retries, max_retry_wait_s
+        self.stream_read_timeout_s = max(timeout, 30.0)  # the server sends a keep-alive every 15 s
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def retry(self) -> _Retry:
         return _Retry(self.max_retries, self.max_retry_wait_s)
+
+    def stream(self, job_id: str, last_event_id: str | None) -> _EventStream:
+        return _EventStream(job_id, last_event_id, self.stream_read_timeout_s)
+
+    def wait_stream(self, job_id: str, deadline: float | None) -> _EventStream:
+        """`wait`'s stream: bounded by its deadline, and StreamUnavailable (it polls) when there is none."""
+        return _EventStream(job_id, None, self.stream_read_timeout_s, deadline, fallback=True)
 
     def submit(
         self,
@@ -595,8 +606,7 @@ class Client:
         max_retry_wait_s: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._core = _Core(api_key, max_retries, max_retry_wait_s)
-        self._timeout = timeout
+        self._core = _Core(api_key, timeout, max_retries, max_retry_wait_s)
         self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
 
     def __enter__(self) -> Client:
@@ -666,8 +676,7 @@ class Client:
     def events(self, job_id: str, last_event_id: str | None = None) -> Iterator[Event]:
         """The job's events until `completed` (included), reconnecting after `last_event_id`
         whenever the connection drops."""
-        stream = _EventStream(job_id, last_event_id, max(self._timeout, 30.0))
-        return self._follow(stream)
+        return self._follow(self._core.stream(job_id, last_event_id))
 
     def _follow(self, stream: _EventStream) -> Iterator[Event]:
         while True:
@@ -702,11 +711,15 @@ class Client:
         stream (polls when the server has none); WaitTimeout after `timeout` seconds."""
         deadline = _deadline(timeout)
         try:
-            for event in self._follow(_EventStream(job_id, None, max(self._timeout, 30.0), deadline, fallback=True)):
-                if isinstance(event, CompletedEvent):
-                    return event.job if event.job is not None else self.get(job_id)
-                if progress is not None:
-                    progress(event)
+            # Closed on return: the stream's connection goes back at once when `completed` ends the wait.
+            with contextlib.closing(self._follow(self._core.wait_stream(job_id, deadline))) as events:
+                for event in events:
+                    if isinstance(event, CompletedEvent):
+                        if event.job is not None and event.job.finished:
+                            return event.job
+                        break  # the final view is not there (yet): the status route has it
+                    if progress is not None:
+                        progress(event)
         except StreamUnavailable:
             pass
         poller = _Poller(job_id, deadline, poll_interval_s)
@@ -750,8 +763,7 @@ class AsyncClient:
         max_retry_wait_s: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._core = _Core(api_key, max_retries, max_retry_wait_s)
-        self._timeout = timeout
+        self._core = _Core(api_key, timeout, max_retries, max_retry_wait_s)
         self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
 
     async def __aenter__(self) -> AsyncClient:
@@ -816,8 +828,7 @@ class AsyncClient:
         return self._core.image(await self._send(self._core.result(job_id, "image/png")))
 
     def events(self, job_id: str, last_event_id: str | None = None) -> AsyncIterator[Event]:
-        stream = _EventStream(job_id, last_event_id, max(self._timeout, 30.0))
-        return self._follow(stream)
+        return self._follow(self._core.stream(job_id, last_event_id))
 
     async def _follow(self, stream: _EventStream) -> AsyncIterator[Event]:
         while True:
@@ -850,12 +861,13 @@ class AsyncClient:
     ) -> Job:
         deadline = _deadline(timeout)
         try:
-            async for event in self._follow(
-                _EventStream(job_id, None, max(self._timeout, 30.0), deadline, fallback=True)
-            ):
-                if isinstance(event, CompletedEvent):
-                    return event.job if event.job is not None else await self.get(job_id)
-                await _call(progress, event)
+            async with contextlib.aclosing(self._follow(self._core.wait_stream(job_id, deadline))) as events:
+                async for event in events:
+                    if isinstance(event, CompletedEvent):
+                        if event.job is not None and event.job.finished:
+                            return event.job
+                        break  # the final view is not there (yet): the status route has it
+                    await _call(progress, event)
         except StreamUnavailable:
             pass
         poller = _Poller(job_id, deadline, poll_interval_s)

@@ -493,3 +493,18 @@ def test_wait_times_out() -> None:
     with Client(BASE, transport=httpx.MockTransport(handler)) as client:
         with pytest.raises(WaitTimeout):
             client.wait(JOB_ID, timeout=0.3, poll_interval_s=0.05)
+
+
+def test_wait_reads_the_status_when_the_completed_view_lags(slept: list[float]) -> None:
+    # The worker writes `completed` just before the queue records the job's end: the stream's
+    # final view may still say running; the status route has the outcome a moment later.
+    answers = [job_body("running"), job_body("canceled")]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/events"):
+            return sse_response([("completed", job_body("running"), "9-0")])
+        return httpx.Response(200, json=answers.pop(0))
+
+    with Client(BASE, transport=httpx.MockTransport(handler)) as client:
+        assert client.wait(JOB_ID, poll_interval_s=0.1).status == "canceled"
+    assert slept == [0.1]
