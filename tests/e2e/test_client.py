@@ -136,9 +136,9 @@ def test_submit_command_as_the_readme_writes_it(base_url: str, workdir: Path) ->
         command, shell=True, cwd=workdir, env=clean_env(), capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    with Image.open(workdir / "moved.png") as out:
+    with Image.open(workdir / "moved-served.png") as out:
         assert (out.format, out.size) == ("PNG", (128, 128))
-    assert done.stdout.startswith("wrote moved.png (job ")
+    assert done.stdout.startswith("wrote moved-served.png (job ")
     # Not a terminal: plain progress lines, one per stage at least, then the outcome.
     lines = done.stderr.splitlines()
     assert lines[0].startswith("submitted ") and lines[-1] == "succeeded", done.stderr
@@ -147,7 +147,7 @@ def test_submit_command_as_the_readme_writes_it(base_url: str, workdir: Path) ->
 
     # An input the server refuses: one line with its code and field, exit 2, nothing written.
     bad = command.replace("--offset 2,22", "--offset 900,900")  # the object leaves the image
-    bad = bad.replace("moved.png", "not-written.png")
+    bad = bad.replace("moved-served.png", "not-written.png")
     refused = subprocess.run(bad, shell=True, cwd=workdir, env=clean_env(), capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and not (workdir / "not-written.png").exists()
     assert refused.stderr.strip().count("\n") == 0 and "offset_outside (field offset)" in refused.stderr, refused.stderr
