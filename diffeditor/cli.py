@@ -1,7 +1,8 @@
 """The one console script `diffeditor`. It dispatches lazily, so `serve` with REDIS_URL set (the
 API-only image) never imports torch: `edit`, `demo-model`, `models` go to the engine, `worker` to
-the worker, `webhooks` to the service's webhook deliverer, `serve` to `diffeditor.serve`: the
-service's API alone, or in embedded mode (no REDIS_URL) the API with an in-process worker."""
+the worker, `webhooks` to the service's webhook deliverer, `submit` to the torch-free client
+(`diffeditor.submit`), `serve` to `diffeditor.serve`: the service's API alone, or in embedded mode
+(no REDIS_URL) the API with an in-process worker."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ USAGE = """usage: diffeditor COMMAND [...]
 
 commands:
   edit TASK ...        run one edit (move, drag, landmark, appearance, paste)
+  submit TASK ...      run one edit on a running service (--server URL; the same flags as edit)
   demo-model DIR       write the demo model (trained on the shapes world; --random: the tiny random test model)
   samples DIR          write the sample scenes (images, masks, params.json) the README's examples use
   train-demo OUT       train the demo model from scratch (reproduces the shipped weights)
@@ -31,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         from engine.cli import main as engine_main
 
         return engine_main([command, *rest])
+    if command == "submit":
+        from diffeditor.submit import main as submit_main
+
+        return submit_main(rest)
     if command == "samples":
         from diffeditor.samples import main as samples_main
 

@@ -1,7 +1,7 @@
 """`diffeditor edit|demo-model|models`: the engine's command line.
 
-Options are generated from the task parameter models in `diffeditor.tasks` (one source for names,
-defaults and ranges). Bad input exits non-zero with one line naming the field and the rule, and
+The task flags are `diffeditor.edit_flags`' (generated from the task parameter models in
+`diffeditor.tasks`, shared with the torch-free `diffeditor submit`). Bad input exits non-zero with one line naming the field and the rule, and
 nothing is written.
 """
 
@@ -11,11 +11,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn, get_args
+from typing import Any
 
-from pydantic import ValidationError
-
-from diffeditor.tasks import FILES_BY_TASK, PARAMS_BY_TASK, parse_params
+from diffeditor.edit_flags import Parser, attach_negative_values, fail, file_args, params_from_args, task_parser
 from engine.compiled import COMPILE_MODES
 
 DEMO_NOTE = (
@@ -25,70 +23,17 @@ DEMO_NOTE = (
 RANDOM_NOTE = "note: the tiny-random model has random weights; its output proves the machinery, not quality"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, no usage dump
-        self.exit(2, f"diffeditor {self.prog.split()[-1]}: error: {message}\n")
-
-
-def _fail(field: str, message: str) -> NoReturn:
-    print(f"diffeditor: invalid {field}: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-def _pair(text: str) -> list[float]:
-    parts = text.split(",")
-    if len(parts) != 2:
-        raise argparse.ArgumentTypeError(f"expected DX,DY, got {text!r}")
-    try:
-        return [float(v) for v in parts]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected numbers in {text!r}") from exc
-
-
-def _points(text: str) -> list[float]:
-    try:
-        a, b = text.split(":")
-        return _pair(a) + _pair(b)
-    except (ValueError, argparse.ArgumentTypeError) as exc:
-        raise argparse.ArgumentTypeError(f"expected X1,Y1:X2,Y2, got {text!r}") from exc
-
-
-_SPECIAL = {"task", "offset", "points"}
+def _edit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="demo", help="model folder, hub id, checkpoint file, or 'demo'")
+    p.add_argument("--output", required=True, type=Path, help="output PNG")
+    p.add_argument("--stats", type=Path, help="write per-stage statistics JSON here")
+    p.add_argument("--device", help="cuda or cpu (default: cuda when available)")
+    p.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], help="default fp16 on CUDA, fp32 on CPU")
+    add_editor_options(p)
 
 
 def _edit_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="diffeditor edit", description="Run one DiffEditor edit.")
-    sub = parser.add_subparsers(dest="task", required=True, parser_class=_Parser)
-    for task, model in PARAMS_BY_TASK.items():
-        p = sub.add_parser(task, help=(model.__doc__ or "").splitlines()[0])
-        required, optional = FILES_BY_TASK[task]
-        for name in (*required, *optional):
-            p.add_argument(f"--{name.replace('_', '-')}", dest=name, required=name in required, metavar="IMG")
-        if "offset" in model.model_fields:
-            p.add_argument("--offset", type=_pair, required=task == "move", metavar="DX,DY")
-        if "points" in model.model_fields:
-            p.add_argument("--points", type=_points, action="append", required=True, metavar="X1,Y1:X2,Y2")
-        for name, info in model.model_fields.items():
-            if name in _SPECIAL:
-                continue
-            # `int | None` (seed, max_resolution) parses as int; None defaults are said in the description.
-            kinds = [a for a in get_args(info.annotation) if a is not type(None)] or [info.annotation]
-            kind = {int: int, float: float, str: str}.get(kinds[0], str)
-            default = "" if info.default is None else f" (default {info.default})"
-            p.add_argument(
-                f"--{name.replace('_', '-')}",
-                dest=name,
-                type=kind,
-                default=None,
-                help=f"{info.description or ''}{default}",
-            )
-        p.add_argument("--model", default="demo", help="model folder, hub id, checkpoint file, or 'demo'")
-        p.add_argument("--output", required=True, type=Path, help="output PNG")
-        p.add_argument("--stats", type=Path, help="write per-stage statistics JSON here")
-        p.add_argument("--device", help="cuda or cpu (default: cuda when available)")
-        p.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], help="default fp16 on CUDA, fp32 on CPU")
-        add_editor_options(p)
-    return parser
+    return task_parser("diffeditor edit", "Run one DiffEditor edit.", _edit_options)
 
 
 def add_editor_options(p: argparse.ArgumentParser) -> None:
@@ -125,47 +70,21 @@ def _load_image(name: str, path: str) -> Any:
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        _fail(name, f"file {path} does not exist")
+        fail(name, f"file {path} does not exist")
     except OSError as exc:
-        _fail(name, f"cannot read {path} ({exc.__class__.__name__})")
+        fail(name, f"cannot read {path} ({exc.__class__.__name__})")
     try:
         return open_image(name, data)
     except InputError as exc:
-        _fail(name, f"{path}: {exc.message}")
-
-
-def _attach_negative_values(argv: list[str]) -> list[str]:
-    """`--offset -20,-10` → `--offset=-20,-10`: argparse would read "-20,-10" as an option."""
-    out: list[str] = []
-    it = iter(argv)
-    for token in it:
-        if token in ("--offset", "--points"):
-            value = next(it, None)
-            if value is not None and value.startswith("-"):
-                out.append(f"{token}={value}")
-                continue
-            out.append(token)
-            if value is not None:
-                out.append(value)
-            continue
-        out.append(token)
-    return out
+        fail(name, f"{path}: {exc.message}")
 
 
 def run_edit(argv: list[str]) -> int:
-    args = _edit_parser().parse_args(_attach_negative_values(argv))
-    model = PARAMS_BY_TASK[args.task]
-    values = {k: v for k, v in vars(args).items() if k in model.model_fields and v is not None}
-    try:
-        params = parse_params(values)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(x) for x in err["loc"][1:] if not isinstance(x, int)) or "params"
-        _fail(field, err["msg"])
-    required, optional = FILES_BY_TASK[args.task]
-    files = {n: _load_image(n, getattr(args, n)) for n in (*required, *optional) if getattr(args, n) is not None}
+    args = _edit_parser().parse_args(attach_negative_values(argv))
+    params = params_from_args(args)
+    files = {n: _load_image(n, path) for n, path in file_args(args).items()}
     if args.output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
-        _fail("output", "must end in .png, .jpg or .webp")
+        fail("output", "must end in .png, .jpg or .webp")
 
     import engine
 
@@ -175,7 +94,7 @@ def run_edit(argv: list[str]) -> int:
         models = engine.load_models(args.model, device=args.device, dtype=args.dtype)
         result = engine.Editor(models, **editor_options(args)).edit(request)
     except engine.InvalidInput as exc:
-        _fail(exc.field, exc.message)
+        fail(exc.field, exc.message)
     except engine.EngineError as exc:
         print(f"diffeditor: {exc.code}: {exc}", file=sys.stderr)
         return 1
@@ -196,7 +115,7 @@ def main(argv: list[str]) -> int:
     import engine
 
     if command == "demo-model":
-        parser = _Parser(
+        parser = Parser(
             prog="diffeditor demo-model", description="Write the demo model set (the trained shapes-world model)."
         )
         parser.add_argument("dir", type=Path)
@@ -222,7 +141,7 @@ def main(argv: list[str]) -> int:
 
         return train_main(rest)
     if command == "models":
-        parser = _Parser(prog="diffeditor models", description="Manage model weights.")
+        parser = Parser(prog="diffeditor models", description="Manage model weights.")
         parser.add_argument("action", choices=["download"])
         parser.add_argument("dir", type=Path)
         args = parser.parse_args(rest)

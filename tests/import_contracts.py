@@ -5,6 +5,8 @@
   even lazily, and neither does anything it imports from the project at module level (its
   closure), so that the API image stays slim. The embedded mode's lazy worker import lives in
   `diffeditor.embedded`, next to the CLI's dispatch.
+* The Python client (`diffeditor.client`) and its command (`diffeditor.submit`) are torch-free
+  likewise, closure included: an application that only calls the API installs no engine.
 * `engine` knows nothing of HTTP, Redis or the job contract: no `service`, `worker`, FastAPI,
   Starlette, uvicorn, redis or rq.
 * `worker` holds no HTTP code: no FastAPI, Starlette or uvicorn.
@@ -26,6 +28,8 @@ HTTP = ("fastapi", "starlette", "uvicorn")
 # (package, forbidden import prefixes, follow the package's module-level closure)
 FORBIDDEN: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("service", (*TORCH, "engine", "worker"), True),
+    ("diffeditor.client", (*TORCH, "engine", "worker"), True),
+    ("diffeditor.submit", (*TORCH, "engine", "worker"), True),
     ("engine", ("service", "worker", *HTTP, "redis", "rq", "fakeredis"), False),
     ("worker", HTTP, False),
 )

@@ -3,6 +3,8 @@ checker finds each kind of break in a small synthetic tree."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -15,6 +17,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_the_source_tree_keeps_every_import_contract() -> None:
     assert violations(REPO) == []
+
+
+def test_the_client_command_loads_no_torch_in_a_fresh_process() -> None:
+    code = "import sys, diffeditor.cli, diffeditor.submit, diffeditor.client; print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'engine', 'worker')))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
 def test_the_checker_sees_the_project_modules() -> None:
@@ -58,6 +66,14 @@ def test_a_clean_synthetic_tree_passes(tmp_path: Path) -> None:
         (
             {"diffeditor/helpers.py": "import diffusers\n"},
             "diffeditor.helpers:1 imports diffusers, and service reaches",
+        ),
+        ({"diffeditor/client.py": "import torch\n"}, "diffeditor.client:1 imports torch"),
+        (
+            {
+                "diffeditor/submit.py": "from diffeditor import helpers\n",
+                "diffeditor/helpers.py": "from engine import a\n",
+            },
+            "diffeditor.helpers:1 imports engine.a, and diffeditor.submit reaches",
         ),
         ({"engine/a.py": "from fastapi import APIRouter\n"}, "engine.a:1 imports fastapi"),
         ({"engine/a.py": "from ..service import app\n"}, "engine.a:1 imports service.app"),
