@@ -20,6 +20,13 @@ def indented_block(text: str, after: str) -> str:
     return "\n".join(block).strip() + "\n"
 
 
+def section(text: str, heading: str) -> str:
+    """The markdown section under `## heading`, up to the next `## ` heading."""
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
 def fenced_blocks(text: str, language: str = "sh") -> list[str]:
     """Every ```language fenced block, in document order."""
     return re.findall(rf"^```{language}\n(.*?)^```$", text, flags=re.S | re.M)

@@ -27,7 +27,7 @@ from diffeditor.client import (
     QueuedEvent,
     StartEvent,
 )
-from tests.doc_snippets import commands, fenced_blocks, indented_block
+from tests.doc_snippets import commands, fenced_blocks, indented_block, section
 from tests.e2e.conftest import EDITS, REPO, WORKER_START_TIMEOUT_S, slow_move
 from tests.processes import free_port, stop_process, wait_for_http
 
@@ -154,7 +154,7 @@ def test_submit_command_as_the_readme_writes_it(base_url: str, workdir: Path) ->
 
 
 def test_api_doc_client_examples_run_as_written(base_url: str, workdir: Path) -> None:
-    blocks = fenced_blocks((REPO / "docs" / "api.md").read_text(), "python")
+    blocks = fenced_blocks(section((REPO / "docs" / "api.md").read_text(), "Python client"), "python")
     assert len(blocks) >= 2, "docs/api.md's client examples"
     for name in ("image", "mask"):  # what the doc's curl example fetched before
         response = httpx.get(f"{base_url}/v1/samples/move/{name}.png")

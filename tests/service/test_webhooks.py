@@ -444,11 +444,9 @@ def test_the_receiver_in_the_api_docs_accepts_real_deliveries_and_refuses_forger
     monkeypatch: pytest.MonkeyPatch,
     deliverer: Callable[[TestClient], Deliverer],
 ) -> None:
-    from tests.doc_snippets import REPO, fenced_blocks
+    from tests.doc_snippets import REPO, fenced_blocks, section
 
-    text = (REPO / "docs" / "api.md").read_text()
-    section = text[text.index("## Webhooks") :]
-    (snippet,) = fenced_blocks(section, "python")
+    (snippet,) = fenced_blocks(section((REPO / "docs" / "api.md").read_text(), "Webhooks"), "python")
     monkeypatch.setenv("DIFFEDITOR_WEBHOOK_SECRET", SECRET)
     namespace: dict[str, Any] = {"__name__": "docs_receiver"}
     exec(compile(snippet, "docs/api.md", "exec"), namespace)  # as written, but not its __main__
