@@ -3,7 +3,8 @@
     preprocess → image prompt → inversion (cached) → sampling (guidance, SDE, time travel) → decode
 
 Each stage is timed, each network evaluation counted (EditStats), progress is reported per step
-and cancellation checked between steps.
+and cancellation checked between steps; a caller that asks for them gets a picture of the step's
+x̂0 every few sampling steps (engine/previews.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from engine.features import decoder_features, on_grid
 from engine.inversion import Inversion, InversionCache, invert
 from engine.kv_offload import KvPrefetch, to_host
 from engine.preprocess import resize_image, to_image, to_tensor, vae_decode, vae_encode, working_size
+from engine.previews import LatentProjection, PreviewCallback, due
 from engine.requests import EditRequest, EditResult, EditStats
 from engine.sampler import AlphaTable, ddim_step, sample
 from engine.schedule import StepPlan, build_schedule, ddim_timesteps
@@ -141,11 +143,30 @@ class Editor:
         request: EditRequest,
         progress: Progress | None = None,
         should_cancel: ShouldCancel | None = None,
+        preview: PreviewCallback | None = None,
+        preview_every: int = 5,
     ) -> EditResult:
+        """Run one edit. `progress(stage, step, total)` hears each step, `should_cancel()` is asked
+        between steps; `preview(step, total, image)`, when given, gets a small RGB picture of x̂0 at
+        every `preview_every`-th sampling step and at the last (a latent → RGB projection,
+        engine/previews.py; the output is the same with or without it)."""
         with self._lock:
-            return self._edit(request, progress or (lambda s, i, n: None), should_cancel or (lambda: False))
+            return self._edit(
+                request,
+                progress or (lambda s, i, n: None),
+                should_cancel or (lambda: False),
+                preview if preview_every > 0 else None,
+                preview_every,
+            )
 
-    def _edit(self, request: EditRequest, progress: Progress, should_cancel: ShouldCancel) -> EditResult:
+    def _edit(
+        self,
+        request: EditRequest,
+        progress: Progress,
+        should_cancel: ShouldCancel,
+        preview: PreviewCallback | None = None,
+        preview_every: int = 5,
+    ) -> EditResult:
         request.validate()
         if getattr(self.models.unet, "_editor_control", None) is not self.control:
             # Another editor on the same models installed its processors since; take them back.
@@ -216,6 +237,11 @@ class Editor:
         gen = torch.Generator(device=self.device).manual_seed(seed)
         prefetch = KvPrefetch(inv.bank, self.device, [r.i for r in schedule if r.kv]) if self.kv_offload else None
         composite = self._composite_index(plan, size, inv) if plan.composite_masks is not None else None
+        projection = None
+        if preview is not None:  # fitted on the input's own latent, whether inverted now or cached
+            t0 = time.perf_counter()
+            projection = LatentProjection.fit(inv.latents[0], plan.images)
+            stats.seconds["previews"] = time.perf_counter() - t0
         z = plan.init_latent(inv.latents[n])
         context = torch.cat([uncond, cond])
         guide_scale = 1000.0 * p.guidance_strength  # S, applied inside autograd (§5.3)
@@ -258,6 +284,14 @@ class Editor:
             m = plan.guidance_mask
             return plan.lam * (m * g_edit + (1 - m) * g_cont)
 
+        def on_step(i: int, x0: torch.Tensor) -> None:
+            step("sampling", i + 1, n)
+            if projection is not None and preview is not None and due(i + 1, n, preview_every):
+                t0 = time.perf_counter()
+                preview(i + 1, n, projection(x0))
+                # A part of sampling's seconds: the fit, the projections and the caller's handling of them.
+                stats.seconds["previews"] += time.perf_counter() - t0
+
         z = sample(
             z,
             schedule,
@@ -269,7 +303,7 @@ class Editor:
             eta_out=plan.eta_out,
             sde_mask=plan.sde_mask,
             generator=gen,
-            on_step=lambda i: step("sampling", i + 1, n),
+            on_step=on_step,
         )
         if len(inv.features) != features_before:
             self.cache.put(key, inv)  # re-measure: the reference features now live with it

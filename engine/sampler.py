@@ -76,9 +76,10 @@ def ddim_invert_step(z: torch.Tensor, eps: torch.Tensor, t_from: int, t_to: int,
 #   denoise(z, row) -> ε_cfg            CFG noise prediction with the row's KV / image-prompt state
 #   guidance(z, row) -> g               regional gradient guidance, added to ε for x̂0 (§5.3)
 #   rollback_eps(z, row) -> ε′          conditional, plain-attention ε at t_prev (§9)
-#   on_step(i) -> None                  progress report and cancellation check
+#   on_step(i, x0) -> None              progress report, cancellation check, preview of the step's x̂0
 Denoise = Callable[[torch.Tensor, StepPlan], torch.Tensor]
 Guidance = Callable[[torch.Tensor, StepPlan], torch.Tensor]
+OnStep = Callable[[int, torch.Tensor], None]
 
 
 @torch.no_grad()
@@ -93,7 +94,7 @@ def sample(
     eta_out: float,
     sde_mask: torch.Tensor | None,
     generator: torch.Generator | None,
-    on_step: Callable[[int], None] = lambda i: None,
+    on_step: OnStep = lambda i, x0: None,
 ) -> torch.Tensor:
     """DiffEditor's sampler (§11.2): guided DDIM with regional SDE and time travel."""
     for row in schedule:
@@ -105,5 +106,5 @@ def sample(
             z = ddim_step(z_t, eps, eps_guided, row.t, row.t_prev, alphas, *eta, sde_mask, generator)
             if p < row.passes - 1:  # time travel: exact rollback; the third one is skipped (§9)
                 z_t = ddim_invert_step(z, rollback_eps(z, row), row.t_prev, row.t, alphas)
-        on_step(row.i)
+        on_step(row.i, predict_x0(z_t, eps_guided, alphas(row.t)))  # the x̂0 the last pass stepped from
     return z

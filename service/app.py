@@ -23,7 +23,7 @@ from service.jobs import watchdog
 from service.jobs.context import connect
 from service.limits import BodySizeLimit
 from service.metrics import ApiMetrics, MetricsMiddleware
-from service.routers import edits, events, health, meta, samples
+from service.routers import edits, events, health, meta, previews, samples
 from service.routers.deps import app_job_context, current_settings
 from service.settings import Settings
 from service.store import make_store
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
 
     app.include_router(edits.router)
     app.include_router(events.router)
+    app.include_router(previews.router)
     app.include_router(meta.router)
     app.include_router(samples.router)
     app.include_router(health.router)

@@ -12,6 +12,9 @@ What a job leaves behind:
 - failure: meta.error {"code", "message", "field"} and RQ status failed. Codes: invalid_input
   (with field), out_of_memory, timeout, the engine error's own code (engine_error,
   model_load_error, ...), input_missing, internal_error.
+- step previews (settings.preview_every > 0): every k-th sampling step the latest x̂0 picture as a
+  JPEG under keys.preview (service/jobs/previews.py) and a `preview` event; best effort, like
+  progress: a Redis blip costs a preview, never the edit.
 - cancellation (flag set by the API, checked between steps): meta.error code canceled; the worker
   then moves the job to RQ's canceled registry (worker.runtime.EditWorker). Logged at INFO: a
   cancellation is what the client asked for, not an error.
@@ -42,7 +45,7 @@ from rq.timeouts import JobTimeoutException
 from diffeditor.tasks import parse_params
 from engine.errors import Canceled, EngineError, InvalidInput
 from engine.requests import request_from_files
-from service.jobs import deadlines, events, lifecycle, outcomes
+from service.jobs import deadlines, events, lifecycle, outcomes, previews
 from service.jobs.context import JobContext
 from service.jobs.status import STOPPED_CODES
 from service.settings import Settings
@@ -52,9 +55,17 @@ from worker.progress import ProgressReporter, StepTimes
 log = logging.getLogger("diffeditor.worker")
 
 
+PREVIEW_JPEG_QUALITY = 75
+
+
 class Editor(Protocol):
     def edit(
-        self, request: Any, progress: Callable[[str, int, int], None], should_cancel: Callable[[], bool]
+        self,
+        request: Any,
+        progress: Callable[[str, int, int], None],
+        should_cancel: Callable[[], bool],
+        preview: Callable[[int, int, Image.Image], None] | None = None,
+        preview_every: int = 5,
     ) -> Any: ...
 
 
@@ -131,6 +142,18 @@ class EditRunner:
         except RedisError as exc:  # an event is worth less than the edit: log it and go on
             log.warning("job %s: %s event not published: %s", job.id, type, exc)
 
+    def _report_preview(self, job: Job, step: int, total: int, image: Image.Image) -> None:
+        buf = io.BytesIO()
+        image.convert("RGB").save(buf, format="JPEG", quality=PREVIEW_JPEG_QUALITY)
+        jpeg = buf.getvalue()
+        try:
+            previews.put(self.rt.job_context, job.id, previews.Preview(jpeg, step, total))
+        except RedisError as exc:  # a Redis blip costs a preview, not the edit
+            log.warning("job %s: preview not saved: %s", job.id, exc)
+        width, height = image.size
+        data = {"step": step, "total": total, "width": width, "height": height, "image": previews.data_url(jpeg)}
+        self._publish(job, "preview", data)
+
     def _should_cancel(self, job: Job) -> Callable[[], bool]:
         ctx = self.rt.job_context
         job_id = job.id
@@ -182,6 +205,7 @@ class EditRunner:
             if should_cancel():
                 raise Canceled("canceled before it started")
             request = request_from_files(parse_params(params), self._load_inputs(job.id))
+            every = self.rt.settings.preview_every
             t_engine = time.monotonic()
             result = self.rt.editor.edit(
                 request,
@@ -189,6 +213,8 @@ class EditRunner:
                     lambda p: self._report_progress(job, p), self.progress_interval_s, self.rt.step_times
                 ),
                 should_cancel=should_cancel,
+                preview=(lambda i, n, im: self._report_preview(job, i, n, im)) if every > 0 else None,
+                preview_every=every,
             )
             engine_s = time.monotonic() - t_engine
             effective = result.params.model_dump(mode="json")

@@ -14,7 +14,7 @@ the API and the workers write is named here:
     rate:<owner>:<window>      submissions in one one-minute window (counter, TTL 65 s)
     idem:<owner>:<sha256>      an Idempotency-Key's record (JSON, TTL job_ttl_s); the client's key hashed
     events:<job_id>            the job's event log (stream of {type, data}, capped, TTL job_ttl_s), see events.py
-    preview:<job_id>           the latest step preview (JPEG bytes, TTL job_ttl_s)
+    preview:<job_id>           hash {image: JPEG bytes, step, total}: the latest step preview (TTL job_ttl_s), see previews.py
     deadlines                  sorted set: queued job id -> its deadline (unix seconds), see deadlines.py
     webhook:<webhook_id>       one webhook delivery's record (JSON, TTL job_ttl_s), see service/webhooks
     webhooks-due               sorted set: webhook_id -> when its next attempt is due (unix seconds)

@@ -147,6 +147,25 @@ export class Api {
     return this.json("DELETE", `/v1/edits/${encodeURIComponent(id)}`);
   }
 
+  /**
+   * The edit's event stream (text/event-stream), to be read with events.js `readEvents`.
+   * @param {string} id
+   * @param {AbortSignal} signal aborts the stream
+   * @returns {Promise<Response>}
+   */
+  async events(id, signal) {
+    let resp;
+    try {
+      const path = `/v1/edits/${encodeURIComponent(id)}/events`;
+      resp = await fetch(this.base + path, { headers: this.headers({ Accept: "text/event-stream" }), signal });
+    } catch {
+      throw new ApiError(0, "network", "The server could not be reached. Check that it is running.");
+    }
+    this.noteClock(resp);
+    if (!resp.ok) throw await errorFrom(resp);
+    return resp;
+  }
+
   /** @param {string} id @returns {Promise<Blob>} */
   async result(id) {
     const resp = await this.request("GET", `/v1/edits/${encodeURIComponent(id)}/result`, { accept: "image/png" });

@@ -1,19 +1,23 @@
 // @ts-check
 // The edits the page follows: one record per job (state.jobs), updated by every status the page
-// reads (submit, poll, cancel, Open). The job panel, the Run button and the recent list all
-// render from that record, so they never disagree.
+// reads (submit, poll, stream event, cancel, Open). The job panel, the Run button and the recent
+// list all render from that record, so they never disagree. The edit on show is followed on its
+// event stream (progress as it happens, step previews); when the stream fails, by polling.
 
 import { api } from "./api.js";
 import { $, buttonEl, imgEl, setText, whenChanged } from "./dom.js";
 import { friendlyMessage, showApiError } from "./errors.js";
+import { readEvents } from "./events.js";
 import { clearRecent, thumbnail, upsertRecent } from "./recent.js";
 import { state, update } from "./state.js";
 
 /** @typedef {import("./types.js").Job} Job */
 /** @typedef {import("./types.js").JobEntry} JobEntry */
 /** @typedef {import("./recent.js").RecentItem} RecentItem */
+/** @typedef {import("./events.js").StreamEvent} StreamEvent */
 
-export const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
+export const TERMINAL = new Set(["succeeded", "failed", "canceled", "expired"]);
+const PREVIEW_URL = /^data:image\/jpeg;base64,[A-Za-z0-9+/=]+$/;
 const POLL_MS = 400;
 const BACKGROUND_POLL_MS = 2000; // an edit no longer on show, still followed for the recent list
 
@@ -43,7 +47,10 @@ function shown(id) {
 function setFollowing(id, on) {
   const following = new Set(state.following);
   if (on) following.add(id);
-  else following.delete(id);
+  else {
+    following.delete(id);
+    streams.get(id)?.abort();
+  }
   update({ following });
 }
 
@@ -94,7 +101,67 @@ export function markExpired(id) {
 export function follow(id) {
   if (state.following.has(id)) return;
   setFollowing(id, true);
-  schedulePoll(id);
+  if (shown(id) && typeof ReadableStream !== "undefined") stream(id);
+  else schedulePoll(id);
+}
+
+/** @type {Map<string, AbortController>} the event streams open, by job id */
+const streams = new Map();
+
+/**
+ * Follow `id` on its event stream until its `completed` event; a stream that fails or ends
+ * before it hands the job to polling, which has its own retries and words for errors.
+ * @param {string} id
+ */
+async function stream(id) {
+  const ctrl = new AbortController();
+  streams.set(id, ctrl);
+  let ended = false;
+  try {
+    const resp = await api.events(id, ctrl.signal);
+    for await (const event of readEvents(resp)) {
+      if (!state.following.has(id)) break;
+      if (onEvent(id, event)) {
+        ended = true;
+        break;
+      }
+    }
+  } catch {
+    // Refused, cut or aborted: polling takes over below, if the job is still followed.
+  } finally {
+    streams.delete(id);
+    ctrl.abort();
+  }
+  if (!ended && state.following.has(id)) schedulePoll(id, 0);
+}
+
+/**
+ * One event of the job's stream into its record; true at its end (`completed`).
+ * @param {string} id
+ * @param {StreamEvent} event
+ */
+function onEvent(id, { type, data }) {
+  const entry = state.jobs.get(id);
+  if (!entry || !data || typeof data !== "object") return false;
+  const job = entry.job;
+  const startedAt = job.started_at || new Date(Date.now() + api.clockSkewMs).toISOString();
+  if (type === "queued") {
+    setJob({ ...job, status: "queued", position: typeof data.position === "number" ? data.position : null });
+  } else if (type === "start") {
+    setJob({ ...job, status: "running", position: null, started_at: startedAt });
+  } else if (type === "progress") {
+    const { stage, step, total, eta_s } = data;
+    setJob({ ...job, status: "running", position: null, started_at: startedAt, progress: { stage, step, total, eta_s } });
+  } else if (type === "preview") {
+    if (shown(id) && typeof data.image === "string" && PREVIEW_URL.test(data.image)) {
+      update({ livePreview: { jobId: id, url: data.image, step: Number(data.step), total: Number(data.total) } });
+    }
+  } else if (type === "completed") {
+    // The job's final status (the whole record; only {status, error} if it has expired since).
+    setJob({ ...job, ...data, id });
+    return true;
+  }
+  return false;
 }
 
 /** @param {string} id @param {number | null} [delay] */
@@ -136,7 +203,7 @@ export function startJob(job, { originalUrl = /** @type {string | null} */ (null
   if (originalUrl) originals.set(job.id, originalUrl);
   const task = job.task || state.task;
   dropResult();
-  update({ originals, job: { id: job.id, task, resultShown: false }, jobError: "" });
+  update({ originals, job: { id: job.id, task, resultShown: false }, jobError: "", livePreview: null });
   noteRecent({ id: job.id, task, created: Date.parse(job.created_at) || Date.now() });
   if (!TERMINAL.has(job.status)) follow(job.id);
   setJob(job);
@@ -148,7 +215,7 @@ export function startJob(job, { originalUrl = /** @type {string | null} */ (null
  */
 export function clearJobView() {
   dropResult();
-  update({ job: null, jobError: "" });
+  update({ job: null, jobError: "", livePreview: null });
 }
 
 function dropResult() {
@@ -216,6 +283,7 @@ function statusLine(entry) {
   if (job.status === "succeeded") return `Done${durationWords(job)}.`;
   if (job.status === "failed") return "Failed.";
   if (job.status === "canceled") return "Canceled.";
+  if (job.status === "expired") return `Expired: ${job.error?.message || "its deadline passed"}.`;
   return job.status;
 }
 
@@ -245,6 +313,7 @@ export function renderJob() {
   setText($("job-error"), state.jobError);
   renderJobTime();
   renderResult();
+  renderLivePreview();
   const entry = state.job && state.jobs.get(state.job.id);
   if (!state.job || !entry) return;
   setText($("job-id"), state.job.id.slice(0, 8));
@@ -300,6 +369,18 @@ function renderJobTime() {
     text = text ? `${text} · ${eta}` : eta;
   }
   setText(out, text);
+}
+
+// The edit taking shape: the latest step preview of the edit on show, while it runs.
+function renderLivePreview() {
+  const entry = state.job && state.jobs.get(state.job.id);
+  const p = state.livePreview;
+  const live = p && entry && p.jobId === entry.job.id && !entry.expired && !TERMINAL.has(entry.job.status) ? p : null;
+  $("job-preview").hidden = !live;
+  whenChanged("job-preview", [live?.url], () => {
+    if (live) imgEl("job-preview-image").src = live.url;
+  });
+  setText($("job-preview-caption"), live ? `Step ${live.step} of ${live.total}` : "");
 }
 
 function renderResult() {

@@ -32,6 +32,7 @@ export const state = {
   job: null,
   jobs: new Map(),
   following: new Set(),
+  livePreview: null,
   originals: new Map(),
   sending: false,
   resultJobId: null,

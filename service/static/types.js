@@ -74,7 +74,7 @@
  * A job's status (GET /v1/edits/{id}, POST /v1/edits, DELETE /v1/edits/{id}).
  * @typedef {object} Job
  * @property {string} id
- * @property {"queued" | "running" | "succeeded" | "failed" | "canceled"} status
+ * @property {"queued" | "running" | "succeeded" | "failed" | "canceled" | "expired"} status `expired`: its deadline passed
  * @property {string} [task]
  * @property {Record<string, unknown>} [params]
  * @property {number | null} [position]
@@ -83,6 +83,15 @@
  * @property {string | null} [started_at]
  * @property {string | null} [ended_at]
  * @property {ErrorDetail | null} [error]
+ */
+
+/**
+ * The latest step preview of the edit on show, from its event stream's `preview` events.
+ * @typedef {object} LivePreview
+ * @property {string} jobId
+ * @property {string} url a data: URL of a small JPEG
+ * @property {number} step
+ * @property {number} total
  */
 
 /**
@@ -148,7 +157,8 @@
  * @property {{shown: boolean, open: boolean, message: string, hint: string}} auth the API key panel
  * @property {{id: string, task: string, resultShown: boolean} | null} job the edit on show in the job panel
  * @property {Map<string, JobEntry>} jobs what the panel and the recent list show
- * @property {Set<string>} following ids being polled until they end
+ * @property {Set<string>} following ids being followed (polled, or streamed) until they end
+ * @property {LivePreview | null} livePreview the edit on show taking shape, while it runs
  * @property {Map<string, string>} originals id -> object URL of the image the edit was made from
  * @property {boolean} sending
  * @property {string | null} resultJobId the edit whose result is on show

@@ -4,7 +4,9 @@ demo worker does not hold still long enough to look at: step 12 of 50, an ETA, a
 `FakeJobs(page)` answers POST /v1/edits with a new queued job, GET /v1/edits/{id} with that job's
 record as the test last set it (`set`), DELETE with `canceled`, and /result with a PNG. `hold()`
 leaves the following status polls unanswered (a worker between two progress writes); `release()`
-answers them. Everything else still goes to the real server.
+answers them. /events answers the Server-Sent Events in `stream` (all at once, then the stream
+ends), or 404 while `stream` is None, which sends the page back to polling. Everything else still
+goes to the real server.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from playwright.sync_api import Page, Route
 
 from tests.web.editor_page import make_png
 
-EDITS = re.compile(r"^https?://[^/]+/v1/edits(/[0-9a-f]{32})?(/result)?(\?.*)?$")
+EDITS = re.compile(r"^https?://[^/]+/v1/edits(/[0-9a-f]{32})?(/result|/events)?(\?.*)?$")
 
 
 def iso(seconds_ago: float = 0.0) -> str:
@@ -56,6 +58,8 @@ class FakeJobs:
         self.polls = 0
         self.holding = False
         self.held: list[Route] = []
+        self.stream: list[tuple[str, dict[str, Any]]] | None = None  # (event type, data)
+        self.streams_opened = 0
         page.route(EDITS, self._handle)
 
     @property
@@ -84,6 +88,8 @@ class FakeJobs:
             self.submitted.append(job_id)
             self.jobs[job_id] = job_record(job_id, "queued", position=0)
             self._json(route, self.jobs[job_id], status=202)
+        elif path.endswith("/events"):
+            self._answer_events(route)
         elif path.endswith("/result"):
             route.fulfill(status=200, content_type="image/png", body=make_png(64, 64, hue=120))
         elif req.method == "DELETE":
@@ -94,6 +100,18 @@ class FakeJobs:
             self.held.append(route)  # answered by release(), or never
         else:
             self._answer_status(route)
+
+    def _answer_events(self, route: Route) -> None:
+        if self.stream is None:
+            err = {"error": {"code": "not_found", "message": "no such job", "field": None}}
+            route.fulfill(status=404, content_type="application/json", body=json.dumps(err))
+            return
+        self.streams_opened += 1
+        body = "retry: 1000\n\n" + "".join(
+            f"id: {1000 + n}-0\nevent: {kind}\ndata: {json.dumps(data)}\n\n"
+            for n, (kind, data) in enumerate(self.stream)
+        )
+        route.fulfill(status=200, content_type="text/event-stream", body=body)
 
     def _answer_status(self, route: Route) -> None:
         self.polls += 1

@@ -75,13 +75,23 @@ def store(settings: Settings) -> LocalStore:
 @dataclass
 class FakeEditor:
     """Stands in for engine.Editor: steps through `steps` progress reports, checking cancellation
-    between them like the engine does, and runs `on_step(i)` (to raise, sleep or cancel) at each."""
+    between them like the engine does, and runs `on_step(i)` (to raise, sleep or cancel) at each;
+    given a `preview` callback, it sends a picture of the step's number every `preview_every` steps
+    and at the last, as the engine does."""
 
     steps: int = 4
     on_step: Callable[[int], None] = lambda i: None
     calls: list[Any] = field(default_factory=list)
+    preview_calls: list[tuple[int, int]] = field(default_factory=list)
 
-    def edit(self, request: Any, progress: Callable[..., None], should_cancel: Callable[[], bool]) -> EditResult:
+    def edit(
+        self,
+        request: Any,
+        progress: Callable[..., None],
+        should_cancel: Callable[[], bool],
+        preview: Callable[[int, int, Image.Image], None] | None = None,
+        preview_every: int = 5,
+    ) -> EditResult:
         from engine.errors import Canceled
 
         self.calls.append(request)
@@ -92,6 +102,9 @@ class FakeEditor:
             self.on_step(i)
             progress("sampling", i + 1, self.steps)
             progress("sampling", i + 1, self.steps)  # a duplicate report: must not cost a write
+            if preview is not None and preview_every > 0 and ((i + 1) % preview_every == 0 or i + 1 == self.steps):
+                self.preview_calls.append((i + 1, self.steps))
+                preview(i + 1, self.steps, Image.new("RGB", (16, 12), (20 * i % 256, 90, 200)))
         stats = EditStats(working_size=(64, 64), seconds={"inversion": 0.01, "sampling": 0.02})
         return EditResult(image=request.image.copy(), seed=request.params.seed, params=request.params, stats=stats)
 
