@@ -21,6 +21,7 @@ in the API), so the "on" figure is an upper bound.
 from __future__ import annotations
 
 import argparse
+import io
 import statistics
 import sys
 import threading
@@ -35,7 +36,7 @@ from redis import Redis
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from diffeditor.cases import sample_cases  # noqa: E402
+from diffeditor.cases import sample  # noqa: E402
 from service.jobs import events, lifecycle  # noqa: E402
 from service.jobs.context import JobContext  # noqa: E402
 from service.jobs.ids import new_job_id  # noqa: E402
@@ -57,6 +58,12 @@ class Receiver(BaseHTTPRequestHandler):
         pass
 
 
+def _png(image: Any) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=4)
@@ -64,7 +71,10 @@ def main() -> int:
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/3")
     args = ap.parse_args()
 
+    import logging
     import tempfile
+
+    logging.getLogger("rq").setLevel(logging.WARNING)  # its per-job lines would bury the table
 
     from worker.runtime import build_runtime, run_worker
 
@@ -78,9 +88,9 @@ def main() -> int:
     )
     redis = Redis.from_url(args.redis_url)
     store = make_store(base)
-    case = next(c for c in sample_cases() if c.name == "move")
-    params = {**case.params, "steps": args.steps, "seed": 7}
-    files = case.files()
+    case = sample("move")
+    params = {"task": "move", **case.params, "steps": args.steps, "seed": 7, "max_resolution": 128}
+    files = {name: _png(image) for name, image in case.images.items()}
 
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()

@@ -39,7 +39,7 @@ def test_a_succeeded_job_logs_queued_start_progress_completed_in_order(
     job_id = submit(redis, settings, store)
     run_burst(FakeEditor(steps=3))
     log = events.read(ctx, job_id)
-    assert kinds(log) == ["queued", "start", "progress", "progress", "progress", "completed"]
+    assert kinds(log) == ["queued", "start", "progress", "progress", "progress", "preview", "completed"]
     assert log[0].data == {"status": "queued", "position": 0}
     assert [e.data["step"] for e in log if e.type == "progress"] == [1, 2, 3]  # one per step, not per report
     assert log[-1].data == {"status": "succeeded", "error": None}
@@ -215,7 +215,9 @@ def test_the_stream_follows_a_job_to_its_end_and_resumes_from_last_event_id(
     names = [e["event"] for e in seen]
     assert names[:2] == ["queued", "queued"] and seen[0]["data"]["position"] == 1 and seen[1]["data"]["position"] == 0
     assert "id" not in seen[1]  # a position update is not in the log: a reconnect must not skip past it
-    assert names[2:] == ["start", "progress", "progress", "progress", "completed"]
+    assert names[2:] == ["start", "progress", "progress", "progress", "preview", "completed"]
+    preview = seen[-2]["data"]  # the fake editor's last-step preview, through the stream as a data: URL
+    assert preview["step"] == preview["total"] == 3 and preview["image"].startswith("data:image/jpeg;base64,")
     final = seen[-1]["data"]
     assert final["status"] == "succeeded" and final["id"] == job_id and final["links"]["result"].endswith("/result")
     # Resume after the second progress event: exactly the rest, and the stream ends again.
