@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -115,7 +116,10 @@ def test_async_client_edit_and_events(base_url: str) -> None:
             assert (await client.wait(job.id, timeout=60)).succeeded
         return image, progress, events
 
-    image, progress, events = asyncio.run(run())
+    # In a thread of its own: a session-wide fixture (playwright's sync API) may hold an event
+    # loop in this one, and asyncio.run refuses to start inside a running loop.
+    with ThreadPoolExecutor(1) as pool:
+        image, progress, events = pool.submit(asyncio.run, run()).result()
     assert image.size == (64, 64)
     assert any(isinstance(e, ProgressEvent) for e in progress)
     assert isinstance(events[0], QueuedEvent) and isinstance(events[-1], CompletedEvent)
