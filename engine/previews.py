@@ -64,7 +64,7 @@ class LatentProjection:
     @torch.no_grad()
     def __call__(self, x0: torch.Tensor) -> Image.Image:
         """The first latent of `x0` (B, 4, h, w) as an RGB picture of preview_size((h, w))."""
-        z = x0[0].detach().float()
+        z = torch.nan_to_num(x0[0].detach().float())  # a diverging step must not make a preview fail
         c, h, w = z.shape
         weight = self.weight.to(z.device)
         rgb = (z.reshape(c, -1).T @ weight[:c] + weight[c]).clamp(0, 1)  # (h·w, 3)

@@ -143,16 +143,17 @@ class EditRunner:
             log.warning("job %s: %s event not published: %s", job.id, type, exc)
 
     def _report_preview(self, job: Job, step: int, total: int, image: Image.Image) -> None:
-        buf = io.BytesIO()
-        image.convert("RGB").save(buf, format="JPEG", quality=PREVIEW_JPEG_QUALITY)
-        jpeg = buf.getvalue()
+        """A preview is worth less than the edit: whatever goes wrong here is logged, never raised."""
         try:
+            buf = io.BytesIO()
+            image.convert("RGB").save(buf, format="JPEG", quality=PREVIEW_JPEG_QUALITY)
+            jpeg = buf.getvalue()
+            width, height = image.size
+            data = {"step": step, "total": total, "width": width, "height": height, "image": previews.data_url(jpeg)}
             previews.put(self.rt.job_context, job.id, previews.Preview(jpeg, step, total))
-        except RedisError as exc:  # a Redis blip costs a preview, not the edit
-            log.warning("job %s: preview not saved: %s", job.id, exc)
-        width, height = image.size
-        data = {"step": step, "total": total, "width": width, "height": height, "image": previews.data_url(jpeg)}
-        self._publish(job, "preview", data)
+            events.publish(self.rt.job_context, job.id, "preview", data, options=job.meta.get("options"))
+        except Exception:  # noqa: BLE001 - a Redis blip, an encoder error: the edit goes on
+            log.warning("job %s: preview of step %d dropped", job.id, step, exc_info=True)
 
     def _should_cancel(self, job: Job) -> Callable[[], bool]:
         ctx = self.rt.job_context

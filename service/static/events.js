@@ -21,11 +21,15 @@ export async function* readEvents(resp) {
   const reader = resp.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
+  let pendingCR = false; // a read that ends on the \r of a \r\n: the \n comes with the next one
   try {
     for (;;) {
       const { value, done } = await reader.read();
-      buffer += done ? decoder.decode() : decoder.decode(value, { stream: true });
-      buffer = buffer.replace(/\r\n?/g, "\n");
+      let text = done ? decoder.decode() : decoder.decode(value, { stream: true });
+      if (pendingCR) text = "\r" + text;
+      pendingCR = !done && text.endsWith("\r");
+      if (pendingCR) text = text.slice(0, -1);
+      buffer += text.replace(/\r\n?/g, "\n");
       let end;
       while ((end = buffer.indexOf("\n\n")) >= 0) {
         const block = buffer.slice(0, end);

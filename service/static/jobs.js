@@ -99,7 +99,11 @@ export function markExpired(id) {
  * @param {string} id
  */
 export function follow(id) {
-  if (state.following.has(id)) return;
+  if (state.following.has(id)) {
+    // Polled in the background until now, and on show again: on its stream from here.
+    if (shown(id) && !streams.has(id) && typeof ReadableStream !== "undefined") stream(id);
+    return;
+  }
   setFollowing(id, true);
   if (shown(id) && typeof ReadableStream !== "undefined") stream(id);
   else schedulePoll(id);
@@ -171,7 +175,7 @@ function schedulePoll(id, delay = null) {
 
 /** @param {string} id */
 async function poll(id) {
-  if (!state.following.has(id)) return;
+  if (!state.following.has(id) || streams.has(id)) return; // the stream has it; it hands back if it fails
   try {
     const job = await api.status(id);
     if (!state.following.has(id)) return;
@@ -204,6 +208,7 @@ export function startJob(job, { originalUrl = /** @type {string | null} */ (null
   const task = job.task || state.task;
   dropResult();
   update({ originals, job: { id: job.id, task, resultShown: false }, jobError: "", livePreview: null });
+  closeHiddenStreams();
   noteRecent({ id: job.id, task, created: Date.parse(job.created_at) || Date.now() });
   if (!TERMINAL.has(job.status)) follow(job.id);
   setJob(job);
@@ -216,6 +221,13 @@ export function startJob(job, { originalUrl = /** @type {string | null} */ (null
 export function clearJobView() {
   dropResult();
   update({ job: null, jobError: "", livePreview: null });
+  closeHiddenStreams();
+}
+
+/** Only the edit on show is streamed: the others go back to background polling (each open
+ * stream holds one of the browser's few HTTP/1.1 connections to the server). */
+function closeHiddenStreams() {
+  for (const [id, ctrl] of streams) if (!shown(id)) ctrl.abort();
 }
 
 function dropResult() {

@@ -70,3 +70,17 @@ def test_a_redis_blip_costs_a_preview_not_the_edit(settings: Settings, store: Lo
     job = Job(new_job_id(), connection=dead)
     job.meta = {}
     runner._report_preview(job, 5, 10, Image.new("RGB", (16, 16)))  # logged, not raised
+
+
+def test_a_preview_that_fails_costs_the_preview_not_the_edit(
+    redis: Redis, settings: Settings, ctx: JobContext, store: LocalStore, run_burst, monkeypatch
+) -> None:
+    def broken(jpeg: bytes) -> str:
+        raise ValueError("an encoder bug")
+
+    monkeypatch.setattr(previews, "data_url", broken)
+    job_id = submit(redis, settings, store)
+    run_burst(FakeEditor(steps=5))
+    view = lifecycle.get_job(ctx, job_id)
+    assert view.status is JobStatus.succeeded, view.error
+    assert not [e for e in events.read(ctx, job_id) if e.type == "preview"]
