@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import shutil
 import statistics
 import sys
 import threading
@@ -162,6 +163,7 @@ def main() -> int:
     print("worker total range: " + ", ".join(f"{n} {lo:.3f}–{hi:.3f} s" for n, (lo, hi) in spread.items()))
     for key in redis.scan_iter(match=f"*{base.queue_name}*"):
         redis.delete(key)
+    shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
