@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 WebhookEvent = Literal["start", "progress", "completed"]
 WEBHOOK_EVENTS: tuple[str, ...] = ("start", "progress", "completed")
 MAX_WEBHOOK_URL_CHARS = 2048
+MAX_DEADLINE_S = 30 * 24 * 3600.0  # past any job's TTL: a bound that keeps deadline_at a real date
 
 
 class JobOptions(BaseModel):
@@ -33,6 +34,8 @@ class JobOptions(BaseModel):
     deadline_s: float | None = Field(
         None,
         gt=0,
+        le=MAX_DEADLINE_S,
+        allow_inf_nan=False,
         description="Seconds from submission: a job not started by then ends `expired` without running; a "
         "running one is stopped between steps and ends `expired`. Capped by the server's `max_deadline_s`.",
     )

@@ -50,14 +50,18 @@ def expire_queued(ctx: JobContext, job: Job) -> bool:
     False when it was no longer queued (started, canceled or expired by another process)."""
     if map_status(job.get_status()) is not JobStatus.queued:
         return False
-    try:
-        job.cancel()  # RQ's: off the queue, into the canceled registry; refuses a second time
-    except InvalidJobOperation:
+    # The queue list decides who owns the job: LREM is atomic against a worker's pop and against
+    # another reader expiring it at the same moment, so only one of them counts and publishes it.
+    if ctx.redis.lrem(ctx.queue().key, 1, job.id) != 1:
         return False
     options = job.meta.get("options") or {}
     error = expired_error(False, options.get("deadline_s"))
-    job.meta["error"] = error
+    job.meta["error"] = error  # before RQ's canceled status, so no reader sees it as a plain cancel
     job.save_meta()
+    try:
+        job.cancel()  # RQ's: into the canceled registry (it is off the queue already)
+    except InvalidJobOperation:
+        pass
     job.ended_at = datetime.now(timezone.utc)
     with ctx.redis.pipeline() as pipe:
         pipe.hset(job.key, "ended_at", utcformat(job.ended_at))

@@ -71,7 +71,7 @@ def publish(
 
 def read(ctx: JobContext, job_id: str, after: str = "0-0", count: int = 200) -> list[Event]:
     """The events after `after` (exclusive), oldest first, at most `count`."""
-    if not EVENT_ID_RE.fullmatch(after):
+    if not valid_event_id(after):
         raise ValueError(f"not an event id: {after!r}")
     answer = ctx.redis.xread({ctx.keys.events(job_id): after}, count=count)
     events = []
@@ -89,5 +89,8 @@ def read(ctx: JobContext, job_id: str, after: str = "0-0", count: int = 200) -> 
     return events
 
 
+MAX_ID_PART = 2**64 - 1  # Redis refuses a larger stream id part
+
+
 def valid_event_id(text: str) -> bool:
-    return EVENT_ID_RE.fullmatch(text) is not None
+    return EVENT_ID_RE.fullmatch(text) is not None and all(int(p) <= MAX_ID_PART for p in text.split("-"))

@@ -70,6 +70,7 @@ def enqueue(ctx: JobContext, *, job_id: str, owner: str, params: dict, options: 
     }
     ttl = ctx.settings.job_ttl_s
     q = ctx.queue()
+    position = q.count  # where it lands, unless another submit races it (then one off)
     with ctx.redis.pipeline() as pipe:
         job = q.enqueue_call(
             JOB_FUNC,
@@ -87,9 +88,9 @@ def enqueue(ctx: JobContext, *, job_id: str, owner: str, params: dict, options: 
         quotas.track(ctx, pipe, owner, job_id)
         if "deadline_at" in options:
             pipe.zadd(ctx.keys.deadlines, {job_id: options["deadline_at"]})
+        # In the same transaction: `queued` is in the log before a worker can pop the job and log `start`.
+        events.publish(ctx, job_id, "queued", {"status": "queued", "position": position}, pipe=pipe, options=options)
         pipe.execute()
-    position = q.get_job_position(job_id)
-    events.publish(ctx, job_id, "queued", {"status": "queued", "position": position}, options=options)
     return _view(job, position=position)
 
 

@@ -44,7 +44,7 @@ def record_outcome(
 def job_metrics(ctx: JobContext) -> dict:
     """Worker-side aggregates for /metrics:
 
-        {"jobs":      {(task, outcome): count},          outcome in succeeded | failed | canceled
+        {"jobs":      {(task, outcome): count},          outcome in succeeded | failed | canceled | expired
          "errors":    {(task, code): count},             failure codes (invalid_input, timeout, ...)
          "durations": {(task, stage): {"buckets": [(le, cumulative_count), ..., ("+Inf", n)],
                                        "sum": seconds, "count": n}}}

@@ -43,8 +43,9 @@ log = logging.getLogger("diffeditor.webhooks")
 POLL_S = 0.2  # how often the queue is looked at when nothing was due
 ERROR_WAIT_S = 2.0  # after a failed read of the queue
 MAX_BACKOFF_S = 300.0
-# A `completed` event is published just before RQ marks the job finished: its body waits for the
-# finished view this long (rechecked every DEFER_S), then says the event's status itself.
+# A `completed` event is published once RQ has marked the job finished (worker/runtime.py); should a
+# view still lag (another path, a replica's stale read), its body waits for the finished view this
+# long (rechecked every DEFER_S), then says the event's status itself.
 COMPLETION_GRACE_S = 5.0
 DEFER_S = 0.1
 

@@ -97,6 +97,7 @@ def test_job_options_are_taken_out_of_params_and_checked() -> None:
     for bad, field in (
         ({"deadline_s": 61}, "deadline_s"),
         ({"deadline_s": 0}, "deadline_s"),
+        ({"deadline_s": 1e300}, "deadline_s"),  # would not be a date: every read of the job would fail
         ({"webhook_events": ["done"]}, "webhook_events.0"),
         ({"webhook": "ftp://example.com/hook"}, "webhook"),
     ):

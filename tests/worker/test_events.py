@@ -126,6 +126,22 @@ def test_the_sweep_expires_a_queued_job_nobody_reads_once(ctx: JobContext, store
     assert outcomes.job_metrics(ctx)["jobs"][("move", "expired")] == 1
 
 
+def test_two_readers_expiring_one_job_at_once_count_it_once(ctx: JobContext, store: LocalStore) -> None:
+    from rq.job import Job
+    from rq.job import JobStatus as JobStatus_rq
+
+    from service.jobs.context import SERIALIZER
+
+    job_id = _enqueue(ctx, store, {"deadline_s": 0.05})
+    time.sleep(0.1)
+    first, second = (Job.fetch(job_id, connection=ctx.redis, serializer=SERIALIZER) for _ in range(2))
+    second.get_status = lambda *args, **kw: JobStatus_rq.QUEUED  # it read "queued" before the first expired it
+    assert deadlines.expire_queued(ctx, first) is True
+    assert deadlines.expire_queued(ctx, second) is False  # it read queued too, but the queue no longer holds it
+    assert outcomes.job_metrics(ctx)["jobs"][("move", "expired")] == 1
+    assert kinds(events.read(ctx, job_id)) == ["queued", "completed"]
+
+
 def test_a_worker_does_not_run_a_job_dequeued_past_its_deadline(
     ctx: JobContext, store: LocalStore, run_burst: Callable[..., None]
 ) -> None:
@@ -234,6 +250,8 @@ def test_the_stream_keeps_the_status_routes_owner_rules(api: str, ctx: JobContex
     assert httpx.get(url).status_code == 401
     bad = httpx.get(url, headers={"Authorization": f"Bearer {KEY_A}", "Last-Event-ID": "yesterday"})
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "Last-Event-ID"
+    huge = httpx.get(url, headers={"Authorization": f"Bearer {KEY_A}", "Last-Event-ID": "99999999999999999999-0"})
+    assert huge.status_code == 422  # past Redis's 64-bit ids: refused before the stream starts
     lifecycle.cancel(ctx, job_id)
     done = read_stream(url, KEY_A)  # a finished job: the log replayed, then the end
     assert [e["event"] for e in done] == ["queued", "completed"] and done[-1]["data"]["status"] == "canceled"
