@@ -68,7 +68,9 @@ class Settings(BaseSettings):
     max_deadline_s: float | None = Field(None, gt=0)
     webhook_secret: str = ""  # Standard Webhooks signing secret ("whsec_<base64>" or plain text); empty: no webhooks
     webhook_allow_private: bool = False  # allow webhook URLs on loopback, private and link-local addresses
-    webhook_timeout_s: float = Field(10.0, gt=0)  # one delivery attempt's connect + read limit
+    webhook_timeout_s: float = Field(
+        10.0, gt=0
+    )  # an attempt's connect limit and limit between reads (2× bounds it all)
     webhook_retry_s: float = Field(900.0, ge=0)  # retries stop this long after an event's first attempt
     webhook_progress_interval_s: float = Field(0.5, ge=0)  # at most one progress webhook per job this often
     webhook_backoff_s: float = Field(1.0, gt=0)  # the first retry's delay; doubled each retry, capped at 5 min

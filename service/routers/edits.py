@@ -145,9 +145,11 @@ def _submit(
     idempotency_key: str | None,
     params_text: str | None,
     uploads: dict[str, bytes],
+    links_base: str,
 ) -> tuple[JobView, bool]:
     """Validate, store the inputs and enqueue: the new job's view, or an earlier one's for a replayed
-    Idempotency-Key (then True)."""
+    Idempotency-Key (then True). `links_base`: the URL the client reached the API at, kept with a
+    job that has a webhook so that its bodies' links are absolute."""
     fingerprint = ""  # a hash of every upload byte: only a keyed request needs one
     if idempotency_key is not None:
         idempotency.check_key(idempotency_key)
@@ -172,6 +174,9 @@ def _submit(
                 "a request with this Idempotency-Key is still being processed",
                 "Idempotency-Key",
             )
+    options = edit.options.model_dump(mode="json")
+    if options.get("webhook"):
+        options["links_base"] = links_base
     try:
         store.put_inputs(job_id, edit.files)
         view = lifecycle.enqueue(
@@ -179,7 +184,7 @@ def _submit(
             job_id=job_id,
             owner=owner,
             params=edit.params.model_dump(mode="json"),
-            options=edit.options.model_dump(mode="json"),
+            options=options,
         )
     except BaseException:
         if idempotency_key is not None:
@@ -223,7 +228,10 @@ async def submit_edit(
     the job and answers 202 with its id and links. Nothing is queued when any check fails."""
     await run_in_threadpool(limits.check_rate, ctx, owner)
     params_text, uploads = await _read_parts(request, ctx.settings)
-    view, replayed = await run_in_threadpool(_submit, ctx, store, owner, idempotency_key, params_text, uploads)
+    links_base = str(request.base_url).rstrip("/")  # scheme, host and root_path, as the client sent them
+    view, replayed = await run_in_threadpool(
+        _submit, ctx, store, owner, idempotency_key, params_text, uploads, links_base
+    )
     body = _job_out(request, view)
     response.headers["Location"] = body.links.self
     if replayed:

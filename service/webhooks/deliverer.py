@@ -1,14 +1,18 @@
 """The deliverer: claims due webhook deliveries from Redis and posts them from a small thread pool.
 
-A delivery is claimed atomically (ZREM of its id from `keys.webhooks_due` answers 1 to one
-process only), then put back with a lease (due again in `lease_s`), so several deliverers (every
-API replica, `diffeditor webhooks` processes) share the queue, and an attempt whose deliverer
-died is made again after the lease. The attempt then either ends the delivery (delivered, given
-up, refused: the record goes) or schedules its retry (the lease's entry moved to the retry time).
+A delivery is claimed by moving its entry in `keys.webhooks_due` from a due time to a lease (due
+again in `lease_s`) in one optimistic transaction (WATCH, then the score checked, then MULTI/EXEC:
+one process wins, and the entry is never absent, so a deliverer that dies mid-claim loses
+nothing). Several deliverers (every API replica, `diffeditor webhooks` processes) thus share the
+queue, and an attempt whose deliverer died is made again after the lease. The attempt then
+either ends the delivery (delivered, given up, refused: the record goes) or schedules its retry
+(the lease's entry moved to the retry time).
 
 Each attempt: the destination is checked again (destinations.py; a host whose DNS answer turned
 private is refused then, and logged), the request goes to the checked address with the URL's
-`Host` (and for https its TLS server name), no redirect is followed, no connection is reused. The
+`Host` (and for https its TLS server name), no redirect is followed, no connection is reused, and
+the POST is cut off after `attempt_limit_s` in all (a timer shuts its socket), however slowly the
+receiver trickles its answer, so the lease always outlasts it. The
 body is built at the first attempt and stored: every retry sends the same bytes with the same
 `webhook-id`, a new `webhook-timestamp` and signature. Retried with exponential backoff
 (webhook_backoff_s, doubled, capped at MAX_BACKOFF_S) on timeouts, connection errors, 429 and
@@ -21,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +34,9 @@ from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any
 
+import httpcore
 import httpx
+from redis.exceptions import WatchError
 
 from service.job_out import job_out
 from service.jobs import lifecycle
@@ -48,6 +55,7 @@ MAX_BACKOFF_S = 300.0
 # long (rechecked every DEFER_S), then says the event's status itself.
 COMPLETION_GRACE_S = 5.0
 DEFER_S = 0.1
+CLAIM_TRIES = 5  # a claim's transaction is retried this often when another write to the queue interleaves
 
 
 def _iso(unix_s: float) -> str:
@@ -72,6 +80,52 @@ class _Gone(Exception):
     """The job of a delivery expired before its first attempt."""
 
 
+class _Attempt:
+    """The sockets one attempt opened, for its timer to shut when the attempt runs out of time."""
+
+    def __init__(self) -> None:
+        self.sockets: list[socket.socket] = []
+        self.cut = False
+        self.lock = threading.Lock()
+
+    def add(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self.lock:
+            self.sockets.append(sock)
+            if self.cut:  # connected just as time ran out
+                _shut(sock)
+
+    def shut(self) -> None:
+        with self.lock:
+            self.cut = True
+            for sock in self.sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)  # wakes the attempt's blocked read with an error
+    except OSError:
+        pass
+
+
+class _TrackingBackend(httpcore.SyncBackend):
+    """httpcore's sockets, each handed to the calling thread's attempt: httpx's timeouts bound each
+    read, not the whole exchange, so a receiver trickling its answer a byte at a time would hold a
+    thread (and outlive the lease) without the attempt's own timer."""
+
+    def __init__(self) -> None:
+        self.current = threading.local()
+
+    def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        stream = super().connect_tcp(*args, **kwargs)
+        attempt: _Attempt | None = getattr(self.current, "attempt", None)
+        if attempt is not None:
+            attempt.add(stream.get_extra_info("socket"))
+        return stream
+
+
 class Deliverer:
     """Claims and makes deliveries: `start()`/`stop()` a background thread, or `run_once()` by hand.
     `context`: the job context to use now (a callable, since the API's settings may be swapped)."""
@@ -84,10 +138,19 @@ class Deliverer:
         self.poll_s = poll_s
         self.concurrency = self._context().settings.webhook_concurrency
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="diffeditor-webhook")
+        self._backend = _TrackingBackend()
+        transport = httpx.HTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
+        # httpx's transport with httpcore's pool on the tracking backend (httpx takes no backend
+        # of its own; tests/service/test_webhooks.py's trickling receiver fails if this stops working).
+        transport._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_keepalive_connections=0,  # a connection is never reused for another host
+            network_backend=self._backend,
+        )
         self._client = httpx.Client(
+            transport=transport,
             follow_redirects=False,
             trust_env=False,  # no proxy from the environment: the request goes to the checked address
-            limits=httpx.Limits(max_keepalive_connections=0),  # a connection is never reused for another host
             headers={"user-agent": _user_agent()},
         )
         self._lock = threading.Lock()
@@ -143,15 +206,33 @@ class Deliverer:
             self._pool.submit(self._attempt_guarded, webhook_id)
         return claimed
 
+    def attempt_limit_s(self, ctx: JobContext) -> float:
+        """The most one POST may take, connect to status line (webhook_timeout_s each)."""
+        return 2 * ctx.settings.webhook_timeout_s
+
     def lease_s(self, ctx: JobContext) -> float:
-        """How long a claimed attempt may take before another deliverer makes it again."""
-        return 3 * ctx.settings.webhook_timeout_s + 30.0
+        """How long a claimed attempt may take before another deliverer makes it again: the POST's
+        limit and room for the DNS check and Redis."""
+        return self.attempt_limit_s(ctx) + ctx.settings.webhook_timeout_s + 30.0
 
     def _claim(self, ctx: JobContext, webhook_id: str, now: float) -> bool:
-        if ctx.redis.zrem(ctx.keys.webhooks_due, webhook_id) != 1:
-            return False
-        ctx.redis.zadd(ctx.keys.webhooks_due, {webhook_id: now + self.lease_s(ctx)})
-        return True
+        """Lease the delivery if it is still due; False when another deliverer has it or it ended.
+        Not a Lua script: embedded mode's fakeredis has no Lua."""
+        key = ctx.keys.webhooks_due
+        for _ in range(CLAIM_TRIES):
+            with ctx.redis.pipeline() as pipe:
+                try:
+                    pipe.watch(key)
+                    score = pipe.zscore(key, webhook_id)
+                    if score is None or score > now:
+                        return False
+                    pipe.multi()
+                    pipe.zadd(key, {webhook_id: now + self.lease_s(ctx)})
+                    pipe.execute()
+                    return True
+                except WatchError:  # the queue changed meanwhile (any entry): look again
+                    continue
+        return False  # still due: the next round claims it
 
     def _attempt_guarded(self, webhook_id: str) -> None:
         try:
@@ -202,7 +283,8 @@ class Deliverer:
                 return None
             data = record.get("data") or {}
             view = dataclasses.replace(view, status=JobStatus(data.get("status", "failed")), error=data.get("error"))
-        out = job_out(view, "", self.store).model_dump(mode="json")
+        # Absolute links, from the URL the job was submitted at: a receiver has no base to resolve them on.
+        out = job_out(view, str(view.options.get("links_base") or ""), self.store).model_dump(mode="json")
         return json.dumps(
             {"type": f"edit.{record['event']}", "timestamp": _iso(now), "data": out}, separators=(",", ":")
         )
@@ -215,20 +297,37 @@ class Deliverer:
             **signing.headers(ctx.settings.webhook_secret, record["webhook_id"], body),
         }
         extensions = {"sni_hostname": destination.host} if destination.scheme == "https" else {}
+        limit_s = ctx.settings.webhook_timeout_s
+        attempt = _Attempt()
+        timer = threading.Timer(self.attempt_limit_s(ctx), attempt.shut)
+        timer.daemon = True
+        self._backend.current.attempt = attempt
+        timer.start()
         try:
-            with self._client.stream(
-                "POST",
-                destination.pinned_url(),
-                content=body,
-                headers=headers,
-                extensions=extensions,
-                timeout=ctx.settings.webhook_timeout_s,
-            ) as response:
-                code = response.status_code  # the body is never read
+            for index, address in enumerate(destination.addresses):
+                try:
+                    with self._client.stream(
+                        "POST",
+                        destination.pinned_url(address),
+                        content=body,
+                        headers=headers,
+                        extensions=extensions,
+                        timeout=limit_s,
+                    ) as response:
+                        code = response.status_code  # the body is never read
+                    break
+                except (httpx.ConnectError, httpx.ConnectTimeout):  # nothing was sent: the next address
+                    if attempt.cut or index == len(destination.addresses) - 1:
+                        raise
         except httpx.TimeoutException:
-            return Answer(None, f"timeout (no answer within {ctx.settings.webhook_timeout_s:g} s)", True)
+            return Answer(None, f"timeout (no answer within {limit_s:g} s)", True)
         except httpx.HTTPError as exc:
+            if attempt.cut:
+                return Answer(None, f"timeout (the attempt took over {self.attempt_limit_s(ctx):g} s)", True)
             return Answer(None, f"connection error: {exc or type(exc).__name__}", True)
+        finally:
+            timer.cancel()
+            self._backend.current.attempt = None
         if 200 <= code < 300:
             return Answer(code, None, False)
         if code == 429 or code >= 500:

@@ -1,12 +1,15 @@
 """Which URLs a webhook may go to: the SSRF rule, at submit and again at every attempt.
 
 A destination is an http(s) URL whose host resolves (getaddrinfo) to addresses none of which is
-loopback, private, link-local, multicast, reserved, unspecified or otherwise not globally
-reachable, IPv4-mapped IPv6 addresses judged as the IPv4 address they carry;
+loopback, private, link-local, site-local, multicast, reserved, unspecified or otherwise not
+globally reachable. An IPv6 address that carries an IPv4 address a router would reach (IPv4-mapped,
+IPv4-compatible, 6to4, NAT64) is judged as that IPv4 address too, so `2002:7f00:1::` is loopback;
+Teredo's range is not global and refused as a whole.
 `DIFFEDITOR_WEBHOOK_ALLOW_PRIVATE=1` lifts the address rule (local receivers, tests). The check
-is made again before every attempt, and the attempt connects to the address that was checked
-(`Destination.address`), so a DNS answer that changes after the check (rebinding) cannot send the
-request elsewhere.
+is made again before every attempt, and the attempt connects only to addresses that were checked
+(`Destination.addresses`, in the resolver's order, the next one tried when one cannot be
+connected to: a dual-stack host from a server without IPv6), so a DNS answer that changes after
+the check (rebinding) cannot send the request elsewhere.
 """
 
 from __future__ import annotations
@@ -37,24 +40,54 @@ class Destination:
     host: str  # as in the URL (for the Host header and TLS's server name)
     port: int
     netloc: str  # host[:port] as the URL wrote it: the Host header
-    address: IPAddress  # the checked address the attempt connects to
+    addresses: tuple[IPAddress, ...]  # the checked addresses the attempt may connect to, in order
 
-    def pinned_url(self) -> str:
-        """The URL with its host replaced by the checked address."""
+    def pinned_url(self, address: IPAddress) -> str:
+        """The URL with its host replaced by one of the checked addresses."""
+        assert address in self.addresses
         parts = urlsplit(self.url)
-        host = f"[{self.address}]" if self.address.version == 6 else str(self.address)
+        host = f"[{address}]" if address.version == 6 else str(address)
         return parts._replace(netloc=f"{host}:{self.port}").geturl()
+
+
+# RFC 6052's well-known prefix (the local-use 64:ff9b:1::/48 is judged as itself: not global).
+NAT64_PREFIXES = (ipaddress.ip_network("64:ff9b::/96"),)
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # RFC 4291's deprecated ::a.b.c.d (:: and ::1 are caught first)
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address delivers to, where it carries one."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if any(address in prefix for prefix in (*NAT64_PREFIXES, IPV4_COMPATIBLE)):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _judged_as(address: IPAddress) -> list[IPAddress]:
+    """The addresses the rule looks at: a translated one (mapped, NAT64: what a DNS64 resolver
+    answers on an IPv6-only network) as the IPv4 address alone; a tunnelled one (6to4) as both;
+    IPv4-compatible ones as themselves (reserved) and their IPv4 address."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return [address]
+    carried = embedded_ipv4(address)
+    if carried is None:
+        return [address]
+    if address.ipv4_mapped is not None or any(address in prefix for prefix in NAT64_PREFIXES):
+        return [carried]
+    return [address, carried]
 
 
 def forbidden_reason(address: IPAddress) -> str | None:
     """Why this address may not be delivered to ("loopback", "private", ...), or None."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    for name in ("unspecified", "loopback", "link_local", "multicast", "private", "reserved"):
-        if getattr(address, f"is_{name}"):
-            return name.replace("_", "-")
-    if not address.is_global:  # shared address space (100.64/10), documentation ranges, ...
-        return "non-global"
+    for candidate in _judged_as(address):
+        for name in ("unspecified", "loopback", "link_local", "site_local", "multicast", "private", "reserved"):
+            if getattr(candidate, f"is_{name}", False):
+                return name.replace("_", "-")
+        if not candidate.is_global:  # shared address space (100.64/10), documentation ranges, Teredo, ...
+            return "non-global"
     return None
 
 
@@ -104,4 +137,4 @@ def check(url: str, allow_private: bool) -> Destination:
                     f"{host} resolves to a {reason} address ({address}); webhooks go to public addresses only",
                 )
     netloc = parts.netloc.rsplit("@", 1)[-1]
-    return Destination(url=url, scheme=parts.scheme, host=host, port=port, netloc=netloc, address=addresses[0])
+    return Destination(url=url, scheme=parts.scheme, host=host, port=port, netloc=netloc, addresses=tuple(addresses))

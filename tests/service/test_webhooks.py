@@ -69,6 +69,16 @@ class Receiver:
                 if status == 0:  # never answer
                     receiver.release.wait(10)
                     return
+                if status < 0:  # answer, a byte of a header every 0.1 s (each read within any timeout)
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nx-slow: ")
+                    self.wfile.flush()
+                    while not receiver.release.wait(0.1):
+                        try:
+                            self.wfile.write(b"a")
+                            self.wfile.flush()
+                        except OSError:  # the deliverer hung up
+                            return
+                    return
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -292,6 +302,25 @@ def test_a_dns_answer_turned_private_after_submit_is_refused_at_delivery(
     assert 'diffeditor_webhook_deliveries_total{event="completed",outcome="refused"} 1.0' in client.get("/metrics").text
 
 
+def test_an_address_that_cannot_be_connected_to_gives_way_to_the_hosts_next_one(
+    make_client: Callable[..., TestClient],
+    redis: Redis,
+    receiver: Callable[..., Receiver],
+    fake_dns: dict[str, list[str]],
+    deliverer: Callable[[TestClient], Deliverer],
+) -> None:
+    hook = receiver(lambda i, headers, body: 204)  # on 127.0.0.1 only
+    port = hook.url.split(":")[2].split("/")[0]
+    fake_dns["dual.test"] = ["::1", "127.0.0.1"]  # as a dual-stack host, the IPv6 address first
+    client = make_client(**FAST)
+    job_id = submit_with_webhook(client, f"http://dual.test:{port}/hook").json()["id"]
+    client.delete(f"/v1/edits/{job_id}")
+    deliverer(client)
+    log = wait_for(lambda: deliveries_of(client, job_id))
+    assert [(d["status_code"], d["error"]) for d in log] == [(204, None)]  # one attempt, on the second address
+    assert [headers["host"] for headers, _ in hook.requests] == [f"dual.test:{port}"]
+
+
 # -- deliveries -----------------------------------------------------------------------------------
 
 
@@ -369,6 +398,54 @@ def test_a_receiver_that_never_answers_changes_nothing_but_the_delivery_log(
     assert client.get(f"/v1/edits/{dead_job}").json()["status"] == "succeeded"  # still
 
 
+def test_a_receiver_trickling_its_answer_is_cut_off_at_the_attempt_limit(
+    make_client: Callable[..., TestClient],
+    redis: Redis,
+    receiver: Callable[..., Receiver],
+    deliverer: Callable[[TestClient], Deliverer],
+) -> None:
+    slow = receiver(lambda i, headers, body: -1)
+    client = make_client(**{**FAST, "webhook_timeout_s": 0.5, "webhook_retry_s": 0.0})
+    job = submit_with_webhook(client, slow.url).json()["id"]
+    client.delete(f"/v1/edits/{job}")  # its `completed` event, at once
+    started = time.monotonic()
+    d = deliverer(client)
+    assert d.attempt_limit_s(JobContext(redis, client.app.state.settings)) == 1.0
+    log = wait_for(lambda: deliveries_of(client, job), timeout=15)
+    took = time.monotonic() - started
+    assert 1.0 <= took < 4.0, took  # every read came within 0.5 s: only the attempt's own limit ends it
+    assert log[0]["status_code"] is None and log[0]["error"].startswith("timeout (the attempt took over 1 s)"), log
+
+
+def test_claims_lease_a_due_delivery_once_and_retry_when_the_queue_changes_under_them(redis: Redis) -> None:
+    settings = Settings(**FAST)
+    ctx = JobContext(redis, settings)
+    key = ctx.keys.webhooks_due
+    redis.zadd(key, {"msg_a": 100.0, "msg_b": 100.0})
+    d = Deliverer(ctx)
+    try:
+        lease = d.lease_s(ctx)
+        real_lease_s = d.lease_s
+        interleaved: list[str] = []
+
+        def lease_s_with_a_write_between(c: JobContext) -> float:  # runs inside the claim's transaction
+            if not interleaved:
+                interleaved.append("x")
+                Redis(connection_pool=redis.connection_pool).zadd(key, {"msg_other": 500.0})
+            return real_lease_s(c)
+
+        d.lease_s = lease_s_with_a_write_between  # type: ignore[method-assign]
+        assert d._claim(ctx, "msg_a", now=200.0)  # its first try lost to the write, the second won
+        assert interleaved and redis.zscore(key, "msg_a") == 200.0 + lease
+        assert not d._claim(ctx, "msg_a", now=200.0)  # leased: not due again until the lease ends
+        assert not d._claim(ctx, "msg_gone", now=200.0)  # ended (not in the queue): nothing re-added
+        assert redis.zscore(key, "msg_gone") is None
+        assert d._claim(ctx, "msg_b", now=200.0)
+    finally:
+        d.stop()
+        redis.delete(key)
+
+
 def test_a_receiver_verifies_every_signature_with_its_own_hmac(
     make_client: Callable[..., TestClient],
     redis: Redis,
@@ -400,6 +477,9 @@ def test_a_receiver_verifies_every_signature_with_its_own_hmac(
     assert {headers["host"] for headers, _ in hook.requests} == {f"hooks.example.test:{port}"}
     types = sorted(json.loads(body)["type"] for _, body in hook.requests)
     assert types == ["edit.completed", "edit.progress", "edit.start"]
+    # Links absolute, on the URL the job was submitted at (TestClient's http://testserver).
+    links = [json.loads(body)["data"]["links"] for _, body in hook.requests]
+    assert {link["result"] for link in links} == {f"http://testserver/v1/edits/{job_id}/result"}
 
 
 def test_scheduling_never_raises_into_its_caller(
@@ -424,18 +504,25 @@ def test_scheduling_never_raises_into_its_caller(
 def test_forbidden_reasons() -> None:
     import ipaddress
 
-    reasons = {
-        ip: destinations.forbidden_reason(ipaddress.ip_address(ip))
-        for ip in ("8.8.8.8", "2606:4700::1111", "::ffff:10.0.0.1", "fc00::1", "::", "ff02::1")
-    }
-    assert reasons == {
+    expected = {
         "8.8.8.8": None,
         "2606:4700::1111": None,
         "::ffff:10.0.0.1": "private",
         "fc00::1": "private",
         "::": "unspecified",
         "ff02::1": "multicast",
+        "fec0::1": "site-local",
+        # IPv6 addresses that carry an IPv4 one are judged by it too
+        "2002:7f00:1::": "loopback",  # 6to4 of 127.0.0.1
+        "2002:a00:1::1": "private",  # 6to4 of 10.0.0.1
+        "2002:808:808::1": None,  # 6to4 of 8.8.8.8
+        "64:ff9b::a9fe:a9fe": "link-local",  # NAT64 of 169.254.169.254, the cloud metadata address
+        "64:ff9b::808:808": None,  # NAT64 of 8.8.8.8 (what DNS64 answers on an IPv6-only network)
+        "::7f00:1": "reserved",  # IPv4-compatible (deprecated)
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2": "private",  # Teredo
+        "100.64.0.1": "non-global",  # shared address space
     }
+    assert {ip: destinations.forbidden_reason(ipaddress.ip_address(ip)) for ip in expected} == expected
 
 
 def test_the_receiver_in_the_api_docs_accepts_real_deliveries_and_refuses_forgeries(
