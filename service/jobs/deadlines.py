@@ -17,6 +17,7 @@ import logging
 import time
 from datetime import datetime, timezone
 
+from redis.client import Pipeline
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.utils import utcformat
@@ -43,6 +44,14 @@ def expired_error(started: bool, deadline_s: float | None) -> dict:
     limit = f"its deadline ({deadline_s:g} s after submission)" if deadline_s is not None else "its deadline"
     message = f"{limit} passed " + ("while it ran; stopped between two steps" if started else "before it started")
     return {"code": "expired", "message": message, "field": None}
+
+
+def track(ctx: JobContext, job_id: str, options: dict | None, pipe: Pipeline | None = None) -> None:
+    """Put a queued job with a deadline in the sweep's index (at submit, and again when the
+    watchdog requeues it: the sweep forgets a job once it started)."""
+    at = (options or {}).get("deadline_at")
+    if at is not None:
+        (pipe if pipe is not None else ctx.redis).zadd(ctx.keys.deadlines, {job_id: float(at)})
 
 
 def expire_queued(ctx: JobContext, job: Job) -> bool:

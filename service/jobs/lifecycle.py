@@ -37,7 +37,9 @@ class JobView:
     ended_at: str | None
     error: dict | None  # {"code", "message", "field"}
     stats: dict | None  # engine stats once succeeded
-    options: dict  # {"webhook", "webhook_events", "deadline_s", "deadline_at"} as submitted (job_options)
+    # {"webhook", "webhook_events", "deadline_s", "deadline_at", "links_base"} as submitted (job_options;
+    # links_base, the URL the API was reached at, with a webhook only: its bodies' absolute links)
+    options: dict
 
 
 def fetch(ctx: JobContext, job_id: str) -> Job | None:
@@ -86,8 +88,7 @@ def enqueue(ctx: JobContext, *, job_id: str, owner: str, params: dict, options: 
             pipeline=pipe,
         )
         quotas.track(ctx, pipe, owner, job_id)
-        if "deadline_at" in options:
-            pipe.zadd(ctx.keys.deadlines, {job_id: options["deadline_at"]})
+        deadlines.track(ctx, job_id, options, pipe)
         # In the same transaction: `queued` is in the log before a worker can pop the job and log `start`.
         events.publish(ctx, job_id, "queued", {"status": "queued", "position": position}, pipe=pipe, options=options)
         pipe.execute()

@@ -71,6 +71,7 @@ def _sweep(ctx: JobContext) -> int:
             )
             log.warning("job %s: its worker stopped mid-job; marked failed", job_id)
         elif map_status(status) is JobStatus.queued:
+            deadlines.track(ctx, job_id, job.meta.get("options"))
             events.publish(
                 ctx,
                 job_id,

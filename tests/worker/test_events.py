@@ -126,6 +126,21 @@ def test_the_sweep_expires_a_queued_job_nobody_reads_once(ctx: JobContext, store
     assert outcomes.job_metrics(ctx)["jobs"][("move", "expired")] == 1
 
 
+def test_a_job_the_watchdog_requeues_is_swept_at_its_deadline_again(ctx: JobContext, store: LocalStore) -> None:
+    from service.jobs import watchdog
+    from tests.worker.test_jobs import _start_and_abandon
+
+    job_id = _enqueue(ctx, store, {"deadline_s": 60})
+    _start_and_abandon(ctx, job_id)
+    later = time.time() + 61
+    assert deadlines.sweep(ctx, now=later) == 0  # running past its deadline: not the sweep's, forgotten
+    assert ctx.redis.zscore(ctx.keys.deadlines, job_id) is None
+    assert watchdog.sweep_abandoned(ctx) == 1  # its worker died before stopping it: requeued, indexed again
+    assert ctx.redis.zscore(ctx.keys.deadlines, job_id) is not None
+    assert deadlines.sweep(ctx, now=later) == 1
+    assert lifecycle.get_job(ctx, job_id).status is JobStatus.expired
+
+
 def test_two_readers_expiring_one_job_at_once_count_it_once(ctx: JobContext, store: LocalStore) -> None:
     from rq.job import Job
     from rq.job import JobStatus as JobStatus_rq
