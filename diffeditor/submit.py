@@ -5,7 +5,8 @@ It submits, shows the job's progress on stderr (a redrawn bar on a terminal, a l
 otherwise), writes the result in the format the output's suffix names, and exits 0. Torch-free:
 nothing of the engine is imported. Bad flags exit 2 with one line naming the field (as `edit`);
 an input the server refuses exits 2 and any other API error 1, each in one line with its code and
-field; Ctrl+C cancels the job.
+field; Ctrl+C cancels the job, even one pressed while it was being submitted (the submit is
+replayed with its idempotency key, which finds the job if the server had taken it).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import TextIO
 
@@ -134,24 +136,25 @@ def main(argv: list[str]) -> int:
     files = _read_files(args)
     bar = ProgressBar(sys.stderr)
     job: Job | None = None
+    # Ours when not given, so that a Ctrl+C during the upload can find the job it may have made.
+    options = {
+        "webhook": args.webhook,
+        "webhook_events": args.webhook_events,
+        "deadline_s": args.deadline_s,
+        "idempotency_key": args.idempotency_key or f"cli-{uuid.uuid4().hex}",
+    }
     try:
         with Client(server, args.api_key or os.environ.get("DIFFEDITOR_API_KEY")) as client:
             try:
-                job = client.submit(
-                    params,
-                    files,
-                    webhook=args.webhook,
-                    webhook_events=args.webhook_events,
-                    deadline_s=args.deadline_s,
-                    idempotency_key=args.idempotency_key,
-                )
+                job = client.submit(params, files, **options)
                 if not args.quiet:
                     print(f"submitted {job.id}", file=sys.stderr)
                 job = client.wait(job.id, progress=None if args.quiet else bar, timeout=args.timeout)
             except KeyboardInterrupt:
-                if job is not None:
-                    print(f"\ncanceling {job.id}", file=sys.stderr)
-                    client.cancel(job.id)
+                if job is None:  # stopped mid-submit: the replay answers the job the server took, if any
+                    job = client.submit(params, files, **options)
+                print(f"\ncanceling {job.id}", file=sys.stderr)
+                client.cancel(job.id)
                 return 130
             if not args.quiet:
                 bar.finish(job)

@@ -79,3 +79,37 @@ def test_plain_progress_lines_off_a_terminal() -> None:
         "inversion    4/4  ETA 3s",
         "sampling     2/4  ETA 1s",
     ]
+
+
+def test_ctrl_c_during_the_upload_cancels_the_job_the_server_took(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server has the job, the answer never came (Ctrl+C): the submit is replayed with the same
+    idempotency key, which answers that job, and the job is canceled."""
+    import httpx
+
+    from diffeditor import submit as submit_module
+    from diffeditor.client import Client
+    from tests.diffeditor.test_client import JOB_ID
+
+    seen: list[tuple[str, str, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.path, request.headers.get("idempotency-key")))
+        if request.method == "POST" and len(seen) == 1:
+            raise KeyboardInterrupt  # the user's Ctrl+C, after the server took the job
+        if request.method == "POST":
+            return httpx.Response(200, json=job_body("queued"))  # the replay: the same job
+        return httpx.Response(200, json=job_body("canceled"))
+
+    monkeypatch.setattr(
+        submit_module, "Client", lambda *a, **kw: Client(*a, transport=httpx.MockTransport(handler), **kw)
+    )
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.png").write_bytes(b"sent as is")
+    argv = ["submit", "move", "--server", "http://server", "--image", "in.png", "--mask", "in.png", "--offset", "1,2"]
+    assert main([*argv, "--output", "out.png"]) == 130
+    (post, _, key), (replay, _, replay_key), (delete, path, _) = seen
+    assert (post, replay, delete) == ("POST", "POST", "DELETE") and key and key.startswith("cli-") and replay_key == key
+    assert path == f"/v1/edits/{JOB_ID}"
+    assert f"canceling {JOB_ID}" in capsys.readouterr().err
