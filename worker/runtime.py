@@ -34,6 +34,9 @@ from worker.jobs import EditRunner, Runtime, configure
 log = logging.getLogger("diffeditor.worker")
 
 STORE_CLEANUP_INTERVAL_S = 600
+# How often the thread reading RQ's worker commands (its pubsub) wakes; RQ's 60 s made a stopping
+# worker wait up to a minute (EditWorker.subscribe).
+PUBSUB_POLL_S = 1.0
 
 
 class EditWorker(SimpleWorker):
@@ -44,6 +47,17 @@ class EditWorker(SimpleWorker):
     def __init__(self, *args: Any, job_context: JobContext, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.job_context = job_context
+
+    def subscribe(self) -> None:
+        """RQ's, with the command thread polling every PUBSUB_POLL_S instead of 60 s: at teardown
+        RQ unsubscribes and then stops that thread, whose redis-py 8 `stop()` joins it, and a thread
+        that reads the unsubscribe first waits its whole poll for a subscription (seen: a burst
+        worker ending 60 s late under load, and so would a worker told to stop)."""
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=PUBSUB_POLL_S, daemon=True, exception_handler=self._pubsub_exception_handler
+        )
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         # RQ's default lease is the job timeout + 60 s; ours is a few heartbeats, so a dead

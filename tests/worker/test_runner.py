@@ -326,3 +326,18 @@ def test_cpu_threads_follow_the_setting_then_omp_then_the_allowed_cores(
     monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     monkeypatch.setattr(runtime, "_cgroup_cpu_quota", lambda: 2)
     assert runtime.cpu_threads() == 2  # a container's quota caps the affinity
+
+
+def test_a_stopping_worker_does_not_wait_out_a_minute_of_rq_command_polling(redis: Redis, ctx: JobContext) -> None:
+    """RQ unsubscribes, then stops its command thread (redis-py 8 joins it); a thread that read the
+    unsubscribe first waits a whole poll for a subscription: RQ's 60 s, ours PUBSUB_POLL_S."""
+    from worker.runtime import PUBSUB_POLL_S, EditWorker
+
+    worker = EditWorker([ctx.queue()], connection=redis, name=f"stopping-{new_job_id()[:8]}", job_context=ctx)
+    worker.subscribe()
+    time.sleep(0.3)  # subscribed, the thread polling
+    worker.pubsub.unsubscribe()
+    time.sleep(0.3)  # the thread read the unsubscribe and now waits for a subscription
+    started = time.monotonic()
+    worker.unsubscribe()  # RQ's teardown
+    assert PUBSUB_POLL_S <= 1.0 and time.monotonic() - started < 5.0  # not RQ's 60 s
