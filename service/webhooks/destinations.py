@@ -122,10 +122,21 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     return addresses
 
 
+def ascii_host(host: str) -> str:
+    """The host as DNS, the Host header and TLS take it: an internationalized name in its IDNA
+    (punycode) form, `bücher.example` -> `xn--bcher-kva.example`; Refused when it has none."""
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise Refused("invalid_value", f"{host!r} is not a valid host name") from None
+
+
 def check(url: str, allow_private: bool) -> Destination:
     """The destination of `url`, resolved now; Refused when the rule forbids it."""
     parts = split(url)
-    host = str(parts.hostname)
+    host = ascii_host(str(parts.hostname))
     port = parts.port or DEFAULT_PORTS[parts.scheme]
     addresses = resolve(host, port)
     if not allow_private:
@@ -136,5 +147,7 @@ def check(url: str, allow_private: bool) -> Destination:
                     "webhook_refused",
                     f"{host} resolves to a {reason} address ({address}); webhooks go to public addresses only",
                 )
-    netloc = parts.netloc.rsplit("@", 1)[-1]
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    if ":" in host:  # an IPv6 literal
+        netloc = f"[{host}]" if parts.port is None else f"[{host}]:{parts.port}"
     return Destination(url=url, scheme=parts.scheme, host=host, port=port, netloc=netloc, addresses=tuple(addresses))

@@ -264,6 +264,7 @@ def test_other_webhook_errors_at_submit(make_client: Callable[..., TestClient], 
         "http:///hook": "invalid_value",
         "http://user:pw@public.test/hook": "invalid_value",
         "http://public.test:99999/hook": "invalid_value",
+        "http://" + "ü" * 70 + ".test/hook": "invalid_value",  # no IDNA form (a label over 63)
     }
     for url, code in cases.items():
         response = submit_with_webhook(client, url)
@@ -302,7 +303,7 @@ def test_a_dns_answer_turned_private_after_submit_is_refused_at_delivery(
     assert 'diffeditor_webhook_deliveries_total{event="completed",outcome="refused"} 1.0' in client.get("/metrics").text
 
 
-def test_an_address_that_cannot_be_connected_to_gives_way_to_the_hosts_next_one(
+def test_an_address_that_cannot_be_connected_to_gives_way_to_the_hosts_next_one_and_idn_hosts_go_as_idna(
     make_client: Callable[..., TestClient],
     redis: Redis,
     receiver: Callable[..., Receiver],
@@ -311,14 +312,15 @@ def test_an_address_that_cannot_be_connected_to_gives_way_to_the_hosts_next_one(
 ) -> None:
     hook = receiver(lambda i, headers, body: 204)  # on 127.0.0.1 only
     port = hook.url.split(":")[2].split("/")[0]
-    fake_dns["dual.test"] = ["::1", "127.0.0.1"]  # as a dual-stack host, the IPv6 address first
+    # A dual-stack host, the IPv6 address first; an internationalized name, resolved and sent as IDNA.
+    fake_dns["xn--dual-stck-12a.test"] = ["::1", "127.0.0.1"]
     client = make_client(**FAST)
-    job_id = submit_with_webhook(client, f"http://dual.test:{port}/hook").json()["id"]
+    job_id = submit_with_webhook(client, f"http://dual-stäck.test:{port}/hook").json()["id"]
     client.delete(f"/v1/edits/{job_id}")
     deliverer(client)
     log = wait_for(lambda: deliveries_of(client, job_id))
     assert [(d["status_code"], d["error"]) for d in log] == [(204, None)]  # one attempt, on the second address
-    assert [headers["host"] for headers, _ in hook.requests] == [f"dual.test:{port}"]
+    assert [headers["host"] for headers, _ in hook.requests] == [f"xn--dual-stck-12a.test:{port}"]
 
 
 # -- deliveries -----------------------------------------------------------------------------------
