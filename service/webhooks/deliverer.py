@@ -237,11 +237,26 @@ class Deliverer:
     def _attempt_guarded(self, webhook_id: str) -> None:
         try:
             self.attempt(webhook_id)
-        except Exception as exc:  # its lease brings it back
+        except Exception as exc:
             log.warning("webhook %s: attempt failed on our side: %s", webhook_id, exc)
+            self._failed_on_our_side(webhook_id, exc)
         finally:
             with self._lock:
                 self._in_flight -= 1
+
+    def _failed_on_our_side(self, webhook_id: str, exc: Exception) -> None:
+        """An attempt that raised is logged and retried like a connection error, so within
+        webhook_retry_s, not forever; when even that fails (Redis away), its lease brings it back."""
+        try:
+            ctx = self._context()
+            record = deliveries.load(ctx, webhook_id)
+            if record is None:
+                return
+            now = time.time()
+            record["first_at"] = record["first_at"] or now  # the retry window starts here at the latest
+            self._end(ctx, record, now, Answer(None, f"error on the server's side: {type(exc).__name__}", True))
+        except Exception as again:  # noqa: BLE001
+            log.warning("webhook %s: not rescheduled (%s); its lease brings it back", webhook_id, again)
 
     # -- one attempt -------------------------------------------------------------------------------
 
@@ -269,7 +284,7 @@ class Deliverer:
             if body is None:
                 ctx.redis.zadd(ctx.keys.webhooks_due, {webhook_id: now + DEFER_S})
                 return None
-            record["body"], record["first_at"] = body, now
+            record["body"], record["first_at"] = body, record["first_at"] or now
         answer = self._post(ctx, destination, record)
         return self._end(ctx, record, time.time(), answer, attempt_at=now)
 

@@ -419,6 +419,29 @@ def test_a_receiver_trickling_its_answer_is_cut_off_at_the_attempt_limit(
     assert log[0]["status_code"] is None and log[0]["error"].startswith("timeout (the attempt took over 1 s)"), log
 
 
+def test_an_attempt_failing_on_our_side_is_logged_and_retried_within_the_window_not_forever(
+    make_client: Callable[..., TestClient],
+    redis: Redis,
+    receiver: Callable[..., Receiver],
+    deliverer: Callable[[TestClient], Deliverer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hook = receiver(lambda i, headers, body: 204)
+
+    def broken(*args: Any) -> dict[str, str]:
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr(signing, "headers", broken)
+    client = make_client(**{**FAST, "webhook_retry_s": 0.3})
+    job = submit_with_webhook(client, hook.url).json()["id"]
+    client.delete(f"/v1/edits/{job}")
+    deliverer(client)
+    log = wait_for(lambda: (d := deliveries_of(client, job)) and d[-1]["next_attempt_at"] is None and d)
+    assert all(d["error"] == "error on the server's side: RuntimeError" for d in log) and len(log) >= 2
+    assert wait_for(lambda: nothing_due(redis, client.app.state.settings))
+    assert hook.requests == []
+
+
 def test_claims_lease_a_due_delivery_once_and_retry_when_the_queue_changes_under_them(redis: Redis) -> None:
     settings = Settings(**FAST)
     ctx = JobContext(redis, settings)
