@@ -3,12 +3,11 @@ the webhooks' bodies are all built here from a `JobView`."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from service.jobs.lifecycle import JobView
 from service.jobs.status import JobStatus
 from service.schemas import JobOut, Links, WebhookOut
 from service.store import Store
+from service.timestamps import iso_utc
 
 
 def links(root_path: str, job_id: str) -> Links:
@@ -43,12 +42,8 @@ def job_out(
         ended_at=view.ended_at,
         error=view.error,
         stats=view.stats,
-        deadline_at=_iso(deadline_at) if deadline_at is not None else None,
+        deadline_at=iso_utc(deadline_at) if deadline_at is not None else None,
         webhook=webhook,
         links=links(root_path, view.id),
         result_url=result_url,
     )
-
-
-def _iso(unix_s: float) -> str:
-    return datetime.fromtimestamp(float(unix_s), timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -21,6 +21,7 @@ from service.jobs.context import JOB_FUNC, SERIALIZER, JobContext
 from service.jobs.ids import valid_job_id
 from service.jobs.outcomes import record_outcome
 from service.jobs.status import STOPPED_CODES, JobStatus, map_status, worker_lost_error
+from service.timestamps import iso_utc
 
 
 @dataclass
@@ -156,11 +157,7 @@ def queue_depth(ctx: JobContext) -> int:
 
 
 def _iso(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return iso_utc(dt) if dt is not None else None
 
 
 def _view(job: Job, position: int | None = None) -> JobView:

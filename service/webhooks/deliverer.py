@@ -30,7 +30,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any
 
@@ -43,6 +42,7 @@ from service.jobs import lifecycle
 from service.jobs.context import JobContext
 from service.jobs.status import FINISHED, JobStatus
 from service.store import Store
+from service.timestamps import iso_utc
 from service.webhooks import deliveries, destinations, signing
 
 log = logging.getLogger("diffeditor.webhooks")
@@ -56,10 +56,6 @@ MAX_BACKOFF_S = 300.0
 COMPLETION_GRACE_S = 5.0
 DEFER_S = 0.1
 CLAIM_TRIES = 5  # a claim's transaction is retried this often when another write to the queue interleaves
-
-
-def _iso(unix_s: float) -> str:
-    return datetime.fromtimestamp(unix_s, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _user_agent() -> str:
@@ -301,7 +297,7 @@ class Deliverer:
         # Absolute links, from the URL the job was submitted at: a receiver has no base to resolve them on.
         out = job_out(view, str(view.options.get("links_base") or ""), self.store).model_dump(mode="json")
         return json.dumps(
-            {"type": f"edit.{record['event']}", "timestamp": _iso(now), "data": out}, separators=(",", ":")
+            {"type": f"edit.{record['event']}", "timestamp": iso_utc(now), "data": out}, separators=(",", ":")
         )
 
     def _post(self, ctx: JobContext, destination: destinations.Destination, record: dict[str, Any]) -> Answer:
@@ -380,10 +376,10 @@ class Deliverer:
             "event": record["event"],
             "webhook_id": record["webhook_id"],
             "attempt": attempt,
-            "at": _iso(attempt_at if attempt_at is not None else now),
+            "at": iso_utc(attempt_at if attempt_at is not None else now),
             "status_code": answer.status_code,
             "error": answer.error,
-            "next_attempt_at": _iso(next_at) if next_at is not None else None,
+            "next_attempt_at": iso_utc(next_at) if next_at is not None else None,
         }
         webhook_id = record["webhook_id"]
         pipe = ctx.redis.pipeline(transaction=False)

@@ -11,6 +11,7 @@ bytes (the Standard Webhooks form), anything else its UTF-8 bytes.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import time
@@ -25,8 +26,16 @@ class InvalidSignature(Exception):
 
 
 def secret_key(secret: str) -> bytes:
+    """The HMAC key of a secret; ValueError for a `whsec_` one not followed by base64 (the
+    settings check it with this at start-up)."""
     if secret.startswith(SECRET_PREFIX):
-        return base64.b64decode(secret[len(SECRET_PREFIX) :])
+        try:
+            key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
+        except (ValueError, binascii.Error):
+            key = b""
+        if not key:
+            raise ValueError("a whsec_ secret must be followed by base64 (whsec_<base64>)")
+        return key
     return secret.encode("utf-8")
 
 
