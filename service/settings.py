@@ -14,6 +14,7 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.webhooks import signing
+from service.webhooks.tls import tls_context
 
 
 class Settings(BaseSettings):
@@ -76,12 +77,21 @@ class Settings(BaseSettings):
     webhook_backoff_s: float = Field(1.0, gt=0)  # the first retry's delay; doubled each retry, capped at 5 min
     webhook_deliverer: bool = True  # deliver webhooks from a thread of the API process (service/webhooks)
     webhook_concurrency: int = Field(8, ge=1)  # deliveries in flight at once per deliverer
+    # PEM certificates of the CAs https receivers may chain to, instead of certifi's (a private CA)
+    webhook_ca_file: Path | None = None
     preview_every: int = Field(5, ge=0)  # a step preview every this many sampling steps; 0: none
 
     # Worker behaviour.
     job_timeout_s: int = 600
     heartbeat_s: int = 5
     watchdog_s: int = 15  # how often abandoned jobs are swept (the bound is well under 60 s)
+
+    @field_validator("webhook_ca_file")
+    @classmethod
+    def _webhook_ca_file(cls, v: Path | None) -> Path | None:
+        if v is not None:
+            tls_context(v)  # raises for a file that is missing or holds no certificate
+        return v
 
     @field_validator("webhook_secret")
     @classmethod

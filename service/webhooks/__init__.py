@@ -3,6 +3,7 @@
     signing       Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`),
                   and `verify()` for receivers
     destinations  which URLs may be delivered to (the SSRF rule), checked at submit and at every attempt
+    tls           the TLS context https receivers are verified with (certifi's CAs or the operator's)
     deliveries    scheduling a delivery when a job publishes an event (called by service.jobs.events),
                   the delivery records, the per-job delivery log, the counters for /metrics
     deliverer     the loop that claims due deliveries and posts them from a small thread pool

@@ -43,7 +43,7 @@ from service.jobs.context import JobContext
 from service.jobs.status import FINISHED, JobStatus
 from service.store import Store
 from service.timestamps import iso_utc
-from service.webhooks import deliveries, destinations, signing
+from service.webhooks import deliveries, destinations, signing, tls
 
 log = logging.getLogger("diffeditor.webhooks")
 
@@ -139,7 +139,7 @@ class Deliverer:
         # httpx's transport with httpcore's pool on the tracking backend (httpx takes no backend
         # of its own; tests/service/test_webhooks.py's trickling receiver fails if this stops working).
         transport._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=tls.tls_context(self._context().settings.webhook_ca_file),
             max_keepalive_connections=0,  # a connection is never reused for another host
             network_backend=self._backend,
         )

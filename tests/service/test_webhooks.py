@@ -9,11 +9,13 @@ import hashlib
 import hmac
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -47,14 +49,19 @@ class Receiver:
     """A loopback HTTP server; `answer(index, headers, body)` gives each request's status."""
 
     answer: Callable[[int, dict[str, str], bytes], int]
+    tls: ssl.SSLContext | None = None  # https, with this server context
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)  # wakes a receiver that hangs
     server: ThreadingHTTPServer | None = None
 
     @property
-    def url(self) -> str:
+    def port(self) -> int:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        return int(self.server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/hook"
 
     def start(self) -> Receiver:
         receiver = self
@@ -87,6 +94,8 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if self.tls is not None:
+            self.server.socket = self.tls.wrap_socket(self.server.socket, server_side=True)
         self.server.daemon_threads = True
         self.server.block_on_close = False
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -103,8 +112,8 @@ class Receiver:
 def receiver() -> Iterator[Callable[..., Receiver]]:
     started: list[Receiver] = []
 
-    def make(answer: Callable[[int, dict[str, str], bytes], int]) -> Receiver:
-        started.append(Receiver(answer).start())
+    def make(answer: Callable[[int, dict[str, str], bytes], int], tls: ssl.SSLContext | None = None) -> Receiver:
+        started.append(Receiver(answer, tls).start())
         return started[-1]
 
     yield make
@@ -321,6 +330,37 @@ def test_an_address_that_cannot_be_connected_to_gives_way_to_the_hosts_next_one_
     log = wait_for(lambda: deliveries_of(client, job_id))
     assert [(d["status_code"], d["error"]) for d in log] == [(204, None)]  # one attempt, on the second address
     assert [headers["host"] for headers, _ in hook.requests] == [f"xn--dual-stck-12a.test:{port}"]
+
+
+def test_https_goes_to_the_checked_address_with_the_urls_name_for_sni_and_the_certificate_check(
+    make_client: Callable[..., TestClient],
+    receiver: Callable[..., Receiver],
+    fake_dns: dict[str, list[str]],
+    deliverer: Callable[[TestClient], Deliverer],
+    tmp_path: Path,
+) -> None:
+    import trustme
+
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("hooks.example.test").configure_cert(server_tls)
+    names: list[str | None] = []
+    server_tls.sni_callback = lambda sock, name, context: names.append(name)  # type: ignore[assignment,misc,func-returns-value]
+    hook = receiver(lambda i, headers, body: 204, tls=server_tls)
+    fake_dns["hooks.example.test"] = fake_dns["elsewhere.example.test"] = ["127.0.0.1"]
+    client = make_client(**{**FAST, "webhook_ca_file": tmp_path / "ca.pem", "webhook_retry_s": 0.0})
+    jobs = {}
+    for host in ("hooks.example.test", "elsewhere.example.test"):  # the certificate is for the first only
+        jobs[host] = submit_with_webhook(client, f"https://{host}:{hook.port}/hook").json()["id"]
+        client.delete(f"/v1/edits/{jobs[host]}")
+    deliverer(client)
+    delivered = wait_for(lambda: deliveries_of(client, jobs["hooks.example.test"]))
+    refused = wait_for(lambda: deliveries_of(client, jobs["elsewhere.example.test"]))
+    assert [d["status_code"] for d in delivered] == [204]
+    assert refused[0]["status_code"] is None and "certificate" in refused[0]["error"].lower(), refused
+    assert [headers["host"] for headers, _ in hook.requests] == [f"hooks.example.test:{hook.port}"]
+    assert "hooks.example.test" in names and "127.0.0.1" not in names  # SNI: the URL's name, not the address
 
 
 # -- deliveries -----------------------------------------------------------------------------------
