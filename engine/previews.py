@@ -49,7 +49,7 @@ class LatentProjection:
         """Least squares from `latents` (B, 4, h, w) to `images` (B, at the working size h·8 × w·8),
         each image area-averaged onto its latent grid."""
         xs, ys = [], []
-        for z, image in zip(latents.detach().float().cpu(), images):
+        for z, image in zip(latents.detach().float().cpu(), images, strict=True):
             _, h, w = z.shape
             small = image.convert("RGB").resize((w, h), Image.BOX)  # the area average under each latent cell
             ys.append(torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0).reshape(-1, 3))

@@ -74,3 +74,24 @@ def test_the_fit_recovers_an_affine_map_and_sizes_are_capped() -> None:
     assert proj(z).size == (48, 32)
     assert preview_size((64, 64)) == (128, 128) and preview_size((96, 192)) == (256, 128)
     assert [s for s in range(1, 11) if due(s, 10, 4)] == [4, 8, 10] and not due(3, 10, 0)
+
+
+def test_the_two_image_fit_of_appearance_and_paste_pairs_each_latent_with_its_own_image() -> None:
+    """Appearance and paste fit on both inputs (latents (2, 4, h, w), two images): one map recovered
+    from both, each latent paired with its own image; a count mismatch is an error, not a silent cut."""
+    gen = torch.Generator().manual_seed(1)
+    weight = torch.randn(5, 3, generator=gen) * 0.03
+    weight[4] = 0.5
+    z = torch.randn(2, 4, 8, 8, generator=gen).clamp(-2.5, 2.5)
+    z[1] = z[1] * 0.2 + 1.5  # the reference: another part of latent space (a lone image leaves this map loose)
+    images = []
+    for k in range(2):
+        rgb = (z[k].reshape(4, -1).T @ weight[:4] + weight[4]).reshape(8, 8, 3)
+        images.append(Image.fromarray((rgb.numpy() * 255).round().astype(np.uint8).repeat(8, 0).repeat(8, 1)))
+    proj = LatentProjection.fit(z, images)
+    assert torch.allclose(proj.weight, weight, atol=5e-3)
+    swapped = LatentProjection.fit(z, images[::-1])  # each latent with the other's image: a worse map
+    assert (swapped.weight - weight).abs().max() > 5 * (proj.weight - weight).abs().max()
+    assert proj(z[1:]).size == preview_size((8, 8))
+    with pytest.raises(ValueError):
+        LatentProjection.fit(z, images[:1])
