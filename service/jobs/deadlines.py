@@ -23,6 +23,7 @@ from rq.job import Job
 from rq.utils import utcformat
 
 from service.jobs import events
+from service.jobs.claims import take_from_queue
 from service.jobs.context import SERIALIZER, JobContext
 from service.jobs.outcomes import record_outcome
 from service.jobs.status import JobStatus, map_status
@@ -59,9 +60,7 @@ def expire_queued(ctx: JobContext, job: Job) -> bool:
     False when it was no longer queued (started, canceled or expired by another process)."""
     if map_status(job.get_status()) is not JobStatus.queued:
         return False
-    # The queue list decides who owns the job: LREM is atomic against a worker's pop and against
-    # another reader expiring it at the same moment, so only one of them counts and publishes it.
-    if ctx.redis.lrem(ctx.queue().key, 1, job.id) != 1:
+    if not take_from_queue(ctx, job.id):  # a worker, or another reader, has it
         return False
     options = job.meta.get("options") or {}
     error = expired_error(False, options.get("deadline_s"))

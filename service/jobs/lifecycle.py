@@ -17,6 +17,7 @@ from rq.job import JobStatus as RQStatus
 from rq.utils import utcformat
 
 from service.jobs import deadlines, events, quotas
+from service.jobs.claims import take_from_queue
 from service.jobs.context import JOB_FUNC, SERIALIZER, JobContext
 from service.jobs.ids import valid_job_id
 from service.jobs.outcomes import record_outcome
@@ -121,25 +122,26 @@ def cancel(ctx: JobContext, job_id: str) -> JobView | None:
     # The flag goes first: a job a worker dequeues while we cancel it sees it on its first check.
     ctx.redis.set(ctx.keys.cancel(job_id), b"1", ex=ttl)
     status = map_status(job.get_status())
-    if status is JobStatus.queued:
+    # Off the queue by us (claims.py), or left to the worker that popped it, which sees the flag.
+    if status is JobStatus.queued and take_from_queue(ctx, job_id):
         try:
-            job.cancel()
+            job.cancel()  # RQ's: into the canceled registry (it is off the queue already)
         except InvalidJobOperation:
-            pass  # canceled concurrently
-        else:
-            job.ended_at = datetime.now(timezone.utc)
-            with ctx.redis.pipeline() as pipe:
-                pipe.hset(job.key, "ended_at", utcformat(job.ended_at))
-                pipe.expire(job.key, ttl)
-                pipe.execute()
-            record_outcome(ctx, task=job.meta.get("task", "unknown"), outcome="canceled")
-            events.publish(
-                ctx,
-                job_id,
-                "completed",
-                {"status": "canceled", "error": canceled_error()},
-                options=job.meta.get("options"),
-            )
+            pass
+        job.ended_at = datetime.now(timezone.utc)
+        with ctx.redis.pipeline() as pipe:
+            pipe.hset(job.key, "ended_at", utcformat(job.ended_at))
+            pipe.expire(job.key, ttl)
+            pipe.zrem(ctx.keys.deadlines, job_id)
+            pipe.execute()
+        record_outcome(ctx, task=job.meta.get("task", "unknown"), outcome="canceled")
+        events.publish(
+            ctx,
+            job_id,
+            "completed",
+            {"status": "canceled", "error": canceled_error()},
+            options=job.meta.get("options"),
+        )
     return get_job(ctx, job_id)
 
 

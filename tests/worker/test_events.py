@@ -157,6 +157,34 @@ def test_two_readers_expiring_one_job_at_once_count_it_once(ctx: JobContext, sto
     assert kinds(events.read(ctx, job_id)) == ["queued", "completed"]
 
 
+def test_two_cancels_at_once_end_a_queued_job_once_and_a_popped_one_is_left_to_its_worker(
+    ctx: JobContext, store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rq.job import JobStatus as JobStatus_rq
+
+    real = lifecycle.fetch
+
+    def fetch_reading_queued(c: JobContext, job_id: str):  # type: ignore[no-untyped-def]
+        job = real(c, job_id)
+        if job is not None:  # it read "queued" before the other cancel ended it
+            job.get_status = lambda *args, **kw: JobStatus_rq.QUEUED  # type: ignore[method-assign]
+        return job
+
+    job_id = _enqueue(ctx, store, {})
+    lifecycle.cancel(ctx, job_id)
+    with monkeypatch.context() as m:
+        m.setattr(lifecycle, "fetch", fetch_reading_queued)
+        lifecycle.cancel(ctx, job_id)
+    assert outcomes.job_metrics(ctx)["jobs"][("move", "canceled")] == 1
+    assert kinds(events.read(ctx, job_id)) == ["queued", "completed"]
+
+    popped = _enqueue(ctx, store, {})
+    ctx.redis.lrem(ctx.queue().key, 1, popped)  # a worker's pop, before it marks the job started
+    view = lifecycle.cancel(ctx, popped)
+    assert view is not None and view.status is JobStatus.queued  # not ended here: the worker will
+    assert lifecycle.cancel_requested(ctx, popped) and kinds(events.read(ctx, popped)) == ["queued"]
+
+
 def test_a_worker_does_not_run_a_job_dequeued_past_its_deadline(
     ctx: JobContext, store: LocalStore, run_burst: Callable[..., None]
 ) -> None:
