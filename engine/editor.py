@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine import budget
+from engine import budget, previews
 from engine.attention import AttentionControl, CompositeIndex, composite_indices, install_processors, step_kv
 from engine.compiled import CompileMode, begin_step, compile_unet
 from engine.components import Models
@@ -145,11 +145,13 @@ class Editor:
         should_cancel: ShouldCancel | None = None,
         preview: PreviewCallback | None = None,
         preview_every: int = 5,
+        preview_budget: float = previews.BUDGET,
     ) -> EditResult:
         """Run one edit. `progress(stage, step, total)` hears each step, `should_cancel()` is asked
         between steps; `preview(step, total, image)`, when given, gets a small RGB picture of x̂0 at
         every `preview_every`-th sampling step and at the last (a latent → RGB projection,
-        engine/previews.py; the output is the same with or without it)."""
+        engine/previews.py; the output is the same with or without it), skipped while previews
+        have taken over `preview_budget` of the sampling time so far (previews.Budget)."""
         with self._lock:
             return self._edit(
                 request,
@@ -157,6 +159,7 @@ class Editor:
                 should_cancel or (lambda: False),
                 preview if preview_every > 0 else None,
                 preview_every,
+                preview_budget,
             )
 
     def _edit(
@@ -166,6 +169,7 @@ class Editor:
         should_cancel: ShouldCancel,
         preview: PreviewCallback | None = None,
         preview_every: int = 5,
+        preview_budget: float = previews.BUDGET,
     ) -> EditResult:
         request.validate()
         if getattr(self.models.unet, "_editor_control", None) is not self.control:
@@ -238,10 +242,12 @@ class Editor:
         prefetch = KvPrefetch(inv.bank, self.device, [r.i for r in schedule if r.kv]) if self.kv_offload else None
         composite = self._composite_index(plan, size, inv) if plan.composite_masks is not None else None
         projection = None
+        allowance = previews.Budget(preview_budget)  # sampling's clock starts here
         if preview is not None:  # fitted on the input's own latent, whether inverted now or cached
             t0 = time.perf_counter()
             projection = LatentProjection.fit(inv.latents[0], plan.images)
             stats.seconds["previews"] = time.perf_counter() - t0
+            allowance.spend(stats.seconds["previews"])
         z = plan.init_latent(inv.latents[n])
         context = torch.cat([uncond, cond])
         guide_scale = 1000.0 * p.guidance_strength  # S, applied inside autograd (§5.3)
@@ -286,11 +292,13 @@ class Editor:
 
         def on_step(i: int, x0: torch.Tensor) -> None:
             step("sampling", i + 1, n)
-            if projection is not None and preview is not None and due(i + 1, n, preview_every):
+            if projection is not None and preview is not None and due(i + 1, n, preview_every) and allowance.allows():
                 t0 = time.perf_counter()
                 preview(i + 1, n, projection(x0))
                 # A part of sampling's seconds: the fit, the projections and the caller's handling of them.
-                stats.seconds["previews"] += time.perf_counter() - t0
+                spent = time.perf_counter() - t0
+                stats.seconds["previews"] += spent
+                allowance.spend(spent)
 
         z = sample(
             z,
@@ -314,6 +322,10 @@ class Editor:
             schedule, len(plan.images), energies, backward_batch=energies if self.batched_backward else 1
         )
         lap("sampling")
+        if allowance.skipped:
+            log.info(
+                "%d previews skipped: previews had taken %.0f%% of sampling", allowance.skipped, 100 * preview_budget
+            )
 
         # 5. Decode (§10) and back to the input size (docs/deviations.md).
         if not torch.isfinite(z).all():  # decoded, NaN comes back as a black image

@@ -12,6 +12,7 @@ x̂0, never writes it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -24,6 +25,7 @@ PreviewCallback = Callable[[int, int, Image.Image], None]
 MAX_SIDE = 256  # a preview's longer side, at most (pixels)
 UPSCALE = 2  # a preview is the latent grid this many times larger (then capped at MAX_SIDE)
 RIDGE = 1e-4  # keeps the solve well posed on a flat image (one colour: a rank-deficient fit)
+BUDGET = 0.03  # previews (fit, projections, the caller's handling) take at most this share of sampling
 
 
 def preview_size(latent_hw: tuple[int, int]) -> tuple[int, int]:
@@ -36,6 +38,27 @@ def preview_size(latent_hw: tuple[int, int]) -> tuple[int, int]:
 def due(step: int, total: int, every: int) -> bool:
     """Whether sampling step `step` (1-based) of `total` gets a preview: every `every`-th, and the last."""
     return every > 0 and (step % every == 0 or step == total)
+
+
+class Budget:
+    """The bound on what previews cost: a due preview is made only while the previews' seconds so
+    far are within `share` of the sampling's seconds so far, so a slow consumer (a slow Redis, a
+    slow JPEG encode, a fast GPU's short steps) costs skipped previews, never more of the edit."""
+
+    def __init__(self, share: float = BUDGET, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.share, self.clock = share, clock
+        self.started = clock()
+        self.spent = 0.0
+        self.skipped = 0
+
+    def allows(self) -> bool:
+        if self.spent <= self.share * (self.clock() - self.started):
+            return True
+        self.skipped += 1
+        return False
+
+    def spend(self, seconds: float) -> None:
+        self.spent += seconds
 
 
 class LatentProjection:

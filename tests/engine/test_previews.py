@@ -5,6 +5,7 @@ same bit for bit with previews on or off; the projection's fit recovers a known 
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from PIL import Image
 import engine
 from diffeditor.cases import sample
 from diffeditor.tasks import parse_params
-from engine.previews import LatentProjection, due, preview_size
+from engine.previews import BUDGET, Budget, LatentProjection, due, preview_size
 
 STEPS = 10
 SIZE = 64  # working size 64×64: an 8×8 latent grid, 16×16 previews
@@ -95,3 +96,31 @@ def test_the_two_image_fit_of_appearance_and_paste_pairs_each_latent_with_its_ow
     assert proj(z[1:]).size == preview_size((8, 8))
     with pytest.raises(ValueError):
         LatentProjection.fit(z, images[:1])
+
+
+def test_the_budget_allows_previews_while_they_cost_at_most_their_share_of_the_time_so_far() -> None:
+    now = [100.0]
+    b = Budget(0.05, clock=lambda: now[0])
+    assert b.allows()  # nothing spent yet
+    b.spend(0.2)
+    now[0] += 2.0  # 2 s of sampling: 0.1 s allowed, 0.2 s spent
+    assert not b.allows() and b.skipped == 1
+    now[0] += 2.0  # 4 s: 0.2 s allowed
+    assert b.allows()
+    b.spend(0.05)
+    now[0] += 0.5  # 4.5 s: 0.225 s allowed, 0.25 s spent
+    assert not b.allows() and b.skipped == 2
+
+
+def test_a_slow_preview_consumer_costs_skipped_previews_not_the_edit(demo_editor: engine.Editor) -> None:
+    seen: list[int] = []
+
+    def slow(i: int, n: int, image: Image.Image) -> None:
+        seen.append(i)
+        time.sleep(0.25)  # a consumer as slow as a few steps
+
+    result = demo_editor.edit(_request(), preview=slow, preview_every=1)
+    assert seen[0] == 1 and len(seen) < STEPS // 2, seen  # the first, then only as the budget refills
+    sampling, spent = result.stats.seconds["sampling"], result.stats.seconds["previews"]
+    # Each preview starts within the budget, so previews overrun it by at most one of them.
+    assert spent <= BUDGET * sampling + 0.3, (spent, sampling)
