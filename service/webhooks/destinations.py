@@ -50,34 +50,26 @@ class Destination:
         return parts._replace(netloc=f"{host}:{self.port}").geturl()
 
 
-# RFC 6052's well-known prefix (the local-use 64:ff9b:1::/48 is judged as itself: not global).
-NAT64_PREFIXES = (ipaddress.ip_network("64:ff9b::/96"),)
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052's well-known prefix (64:ff9b:1::/48 is judged as itself)
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # RFC 4291's deprecated ::a.b.c.d (:: and ::1 are caught first)
 
 
-def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address delivers to, where it carries one."""
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if any(address in prefix for prefix in (*NAT64_PREFIXES, IPV4_COMPATIBLE)):
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
-
-
 def _judged_as(address: IPAddress) -> list[IPAddress]:
-    """The addresses the rule looks at: a translated one (mapped, NAT64: what a DNS64 resolver
-    answers on an IPv6-only network) as the IPv4 address alone; a tunnelled one (6to4) as both;
-    IPv4-compatible ones as themselves (reserved) and their IPv4 address."""
+    """The addresses the rule looks at. An IPv6 address that carries an IPv4 one: a translated one
+    (IPv4-mapped, NAT64: what a DNS64 resolver answers on an IPv6-only network) as that IPv4
+    address alone; a tunnelled one (6to4) and an IPv4-compatible one as both."""
     if not isinstance(address, ipaddress.IPv6Address):
         return [address]
-    carried = embedded_ipv4(address)
-    if carried is None:
-        return [address]
-    if address.ipv4_mapped is not None or any(address in prefix for prefix in NAT64_PREFIXES):
+    carried = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)  # the low 32 bits, where they carry one
+    if address.ipv4_mapped is not None:
+        return [address.ipv4_mapped]
+    if address in NAT64:
         return [carried]
-    return [address, carried]
+    if address.sixtofour is not None:
+        return [address, address.sixtofour]
+    if address in IPV4_COMPATIBLE:
+        return [address, carried]
+    return [address]
 
 
 def forbidden_reason(address: IPAddress) -> str | None:
@@ -147,7 +139,7 @@ def check(url: str, allow_private: bool) -> Destination:
                     "webhook_refused",
                     f"{host} resolves to a {reason} address ({address}); webhooks go to public addresses only",
                 )
-    netloc = host if parts.port is None else f"{host}:{parts.port}"
-    if ":" in host:  # an IPv6 literal
-        netloc = f"[{host}]" if parts.port is None else f"[{host}]:{parts.port}"
+    netloc = f"[{host}]" if ":" in host else host  # an IPv6 literal in brackets
+    if parts.port is not None:
+        netloc += f":{parts.port}"
     return Destination(url=url, scheme=parts.scheme, host=host, port=port, netloc=netloc, addresses=tuple(addresses))
