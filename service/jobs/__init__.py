@@ -9,7 +9,7 @@ this package adds only what RQ lacks, one module per concern:
                takes), the RQ queue, `connect()`
     status     the API's six states, RQ's mapped onto them, the finished ones
     events     each job's event log (a Redis stream): what the SSE route replays and webhooks send
-    claims     who ends a queued job without running it (cancel, expiry): whoever takes it off the queue
+    claims     ending a queued job without running it (cancel, expiry), by whoever takes it off the queue
     deadlines  `deadline_s`: the deadline index, expiring queued jobs whose deadline passed
     lifecycle  enqueue, view, cancel (flag and queued cancel), queue depth
     quotas     each owner's set of job ids, for the per-key cap on queued jobs

@@ -15,17 +15,13 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
 
 from redis.client import Pipeline
-from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.exceptions import NoSuchJobError
 from rq.job import Job
-from rq.utils import utcformat
 
-from service.jobs import events
-from service.jobs.claims import take_from_queue
+from service.jobs.claims import end_queued
 from service.jobs.context import SERIALIZER, JobContext
-from service.jobs.outcomes import record_outcome
 from service.jobs.status import JobStatus, map_status
 
 log = logging.getLogger("diffeditor.jobs")
@@ -60,24 +56,9 @@ def expire_queued(ctx: JobContext, job: Job) -> bool:
     False when it was no longer queued (started, canceled or expired by another process)."""
     if map_status(job.get_status()) is not JobStatus.queued:
         return False
-    if not take_from_queue(ctx, job.id):  # a worker, or another reader, has it
-        return False
     options = job.meta.get("options") or {}
-    error = expired_error(False, options.get("deadline_s"))
-    job.meta["error"] = error  # before RQ's canceled status, so no reader sees it as a plain cancel
-    job.save_meta()
-    try:
-        job.cancel()  # RQ's: into the canceled registry (it is off the queue already)
-    except InvalidJobOperation:
-        pass
-    job.ended_at = datetime.now(timezone.utc)
-    with ctx.redis.pipeline() as pipe:
-        pipe.hset(job.key, "ended_at", utcformat(job.ended_at))
-        pipe.expire(job.key, ctx.settings.job_ttl_s)
-        pipe.zrem(ctx.keys.deadlines, job.id)
-        pipe.execute()
-    record_outcome(ctx, task=job.meta.get("task", "unknown"), outcome="expired")
-    events.publish(ctx, job.id, "completed", {"status": "expired", "error": error}, options=options)
+    if not end_queued(ctx, job, expired_error(False, options.get("deadline_s"))):
+        return False  # a worker, or another reader, has it
     log.info("job %s expired in the queue", job.id)
     return True
 

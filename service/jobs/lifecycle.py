@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from rq import Retry
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.job import JobStatus as RQStatus
-from rq.utils import utcformat
 
 from service.jobs import deadlines, events, quotas
-from service.jobs.claims import take_from_queue
+from service.jobs.claims import end_queued
 from service.jobs.context import JOB_FUNC, SERIALIZER, JobContext
 from service.jobs.ids import valid_job_id
-from service.jobs.outcomes import record_outcome
 from service.jobs.status import STOPPED_CODES, JobStatus, map_status, worker_lost_error
 from service.timestamps import iso_utc
 
@@ -122,26 +120,10 @@ def cancel(ctx: JobContext, job_id: str) -> JobView | None:
     # The flag goes first: a job a worker dequeues while we cancel it sees it on its first check.
     ctx.redis.set(ctx.keys.cancel(job_id), b"1", ex=ttl)
     status = map_status(job.get_status())
-    # Off the queue by us (claims.py), or left to the worker that popped it, which sees the flag.
-    if status is JobStatus.queued and take_from_queue(ctx, job_id):
-        try:
-            job.cancel()  # RQ's: into the canceled registry (it is off the queue already)
-        except InvalidJobOperation:
-            pass
-        job.ended_at = datetime.now(timezone.utc)
-        with ctx.redis.pipeline() as pipe:
-            pipe.hset(job.key, "ended_at", utcformat(job.ended_at))
-            pipe.expire(job.key, ttl)
-            pipe.zrem(ctx.keys.deadlines, job_id)
-            pipe.execute()
-        record_outcome(ctx, task=job.meta.get("task", "unknown"), outcome="canceled")
-        events.publish(
-            ctx,
-            job_id,
-            "completed",
-            {"status": "canceled", "error": canceled_error()},
-            options=job.meta.get("options"),
-        )
+    # Ended here when we take it off the queue (claims.py), else left to the worker that popped
+    # it, which sees the flag.
+    if status is JobStatus.queued:
+        end_queued(ctx, job, canceled_error())
     return get_job(ctx, job_id)
 
 
