@@ -242,12 +242,14 @@ class Editor:
         prefetch = KvPrefetch(inv.bank, self.device, [r.i for r in schedule if r.kv]) if self.kv_offload else None
         composite = self._composite_index(plan, size, inv) if plan.composite_masks is not None else None
         projection = None
-        allowance = previews.Budget(preview_budget)  # sampling's clock starts here
+        # Sampling's clock starts here; the budget holds the previews' seconds: the fit, the
+        # projections and the caller's handling of them, a part of sampling's.
+        allowance = previews.Budget(preview_budget)
         if preview is not None:  # fitted on the input's own latent, whether inverted now or cached
             t0 = time.perf_counter()
             projection = LatentProjection.fit(inv.latents[0], plan.images)
-            stats.seconds["previews"] = time.perf_counter() - t0
-            allowance.spend(stats.seconds["previews"])
+            allowance.spend(time.perf_counter() - t0)
+            stats.seconds["previews"] = allowance.spent  # the fit's, until sampling ends
         z = plan.init_latent(inv.latents[n])
         context = torch.cat([uncond, cond])
         guide_scale = 1000.0 * p.guidance_strength  # S, applied inside autograd (§5.3)
@@ -295,10 +297,7 @@ class Editor:
             if projection is not None and preview is not None and due(i + 1, n, preview_every) and allowance.allows():
                 t0 = time.perf_counter()
                 preview(i + 1, n, projection(x0))
-                # A part of sampling's seconds: the fit, the projections and the caller's handling of them.
-                spent = time.perf_counter() - t0
-                stats.seconds["previews"] += spent
-                allowance.spend(spent)
+                allowance.spend(time.perf_counter() - t0)
 
         z = sample(
             z,
@@ -322,6 +321,8 @@ class Editor:
             schedule, len(plan.images), energies, backward_batch=energies if self.batched_backward else 1
         )
         lap("sampling")
+        if projection is not None:
+            stats.seconds["previews"] = allowance.spent
         if allowance.skipped:
             log.info(
                 "%d previews skipped: previews had taken %.0f%% of sampling", allowance.skipped, 100 * preview_budget
