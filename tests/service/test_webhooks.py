@@ -174,6 +174,13 @@ def submit_with_webhook(client: TestClient, url: str, events: list[str] | None =
     return submit(client, params)
 
 
+def submit_ending_at_once(client: TestClient, url: str) -> str:
+    """A job with a webhook whose `completed` event is published at once: canceled while queued."""
+    job_id = str(submit_with_webhook(client, url).json()["id"])
+    assert client.delete(f"/v1/edits/{job_id}").json()["status"] == "canceled"
+    return job_id
+
+
 def deliveries_of(client: TestClient, job_id: str) -> list[dict]:
     body = client.get(f"/v1/edits/{job_id}").json()
     return body["webhook"]["deliveries"]
@@ -324,8 +331,7 @@ def test_an_address_that_cannot_be_connected_to_gives_way_to_the_hosts_next_one_
     # A dual-stack host, the IPv6 address first; an internationalized name, resolved and sent as IDNA.
     fake_dns["xn--dual-stck-12a.test"] = ["::1", "127.0.0.1"]
     client = make_client(**FAST)
-    job_id = submit_with_webhook(client, f"http://dual-stäck.test:{port}/hook").json()["id"]
-    client.delete(f"/v1/edits/{job_id}")
+    job_id = submit_ending_at_once(client, f"http://dual-stäck.test:{port}/hook")
     deliverer(client)
     log = wait_for(lambda: deliveries_of(client, job_id))
     assert [(d["status_code"], d["error"]) for d in log] == [(204, None)]  # one attempt, on the second address
@@ -352,8 +358,7 @@ def test_https_goes_to_the_checked_address_with_the_urls_name_for_sni_and_the_ce
     client = make_client(**{**FAST, "webhook_ca_file": tmp_path / "ca.pem", "webhook_retry_s": 0.0})
     jobs = {}
     for host in ("hooks.example.test", "elsewhere.example.test"):  # the certificate is for the first only
-        jobs[host] = submit_with_webhook(client, f"https://{host}:{hook.port}/hook").json()["id"]
-        client.delete(f"/v1/edits/{jobs[host]}")
+        jobs[host] = submit_ending_at_once(client, f"https://{host}:{hook.port}/hook")
     deliverer(client)
     delivered = wait_for(lambda: deliveries_of(client, jobs["hooks.example.test"]))
     refused = wait_for(lambda: deliveries_of(client, jobs["elsewhere.example.test"]))
@@ -423,8 +428,7 @@ def test_a_receiver_that_never_answers_changes_nothing_but_the_delivery_log(
 
     deliverer(client)
     time.sleep(0.1)  # the dead receiver's first attempts are hanging now
-    alive_job = submit_with_webhook(client, alive.url).json()["id"]
-    client.delete(f"/v1/edits/{alive_job}")  # a `completed` event for the live receiver, at once
+    alive_job = submit_ending_at_once(client, alive.url)  # a `completed` event for the live receiver
     started = time.monotonic()
     wait_for(lambda: alive.requests)
     assert time.monotonic() - started < 0.8  # not behind the hanging attempts (webhook_timeout_s 1)
@@ -448,8 +452,7 @@ def test_a_receiver_trickling_its_answer_is_cut_off_at_the_attempt_limit(
 ) -> None:
     slow = receiver(lambda i, headers, body: -1)
     client = make_client(**{**FAST, "webhook_timeout_s": 0.5, "webhook_retry_s": 0.0})
-    job = submit_with_webhook(client, slow.url).json()["id"]
-    client.delete(f"/v1/edits/{job}")  # its `completed` event, at once
+    job = submit_ending_at_once(client, slow.url)
     started = time.monotonic()
     d = deliverer(client)
     assert d.attempt_limit_s(JobContext(redis, client.app.state.settings)) == 1.0
@@ -473,8 +476,7 @@ def test_an_attempt_failing_on_our_side_is_logged_and_retried_within_the_window_
 
     monkeypatch.setattr(signing, "headers", broken)
     client = make_client(**{**FAST, "webhook_retry_s": 0.3})
-    job = submit_with_webhook(client, hook.url).json()["id"]
-    client.delete(f"/v1/edits/{job}")
+    job = submit_ending_at_once(client, hook.url)
     deliverer(client)
     log = wait_for(lambda: (d := deliveries_of(client, job)) and d[-1]["next_attempt_at"] is None and d)
     assert all(d["error"] == "error on the server's side: RuntimeError" for d in log) and len(log) >= 2
